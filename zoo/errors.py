@@ -1,0 +1,112 @@
+"""Every user-facing error zoo raises.
+
+One family rooted at :class:`ZooError`, so callers can catch everything zoo says with one clause. Each message
+says what was asked, what was found, and how to fix it. Where a builtin exception is the natural type
+(a missing file, a bad value), the zoo error also inherits from it so ``except FileNotFoundError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class ZooError(Exception):
+    """Base class of every error zoo raises on purpose."""
+
+
+# --- registry and plugins -------------------------------------------------------------------------------------------
+
+
+class PluginError(ZooError):
+    """A plugin failed to import, or made a registration the registry refuses."""
+
+
+class DuplicateRegistrationError(PluginError):
+    """Two plugins registered the same model_type or task."""
+
+
+class UnknownModelTypeError(ZooError, KeyError):
+    """A config names a model_type that no loaded plugin provides."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskNotSupportedError(ZooError, ValueError):
+    """An architecture was asked for a task (model head) it does not register."""
+
+
+# --- files, configs, weights ----------------------------------------------------------------------------------------
+
+
+class ConfigError(ZooError, ValueError):
+    """config.json (or another JSON file) is missing, not JSON, or has a field of the wrong type."""
+
+
+class ModelFileNotFoundError(ZooError, FileNotFoundError):
+    """A local path does not exist, or a folder lacks the file that was needed."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class WeightsError(ZooError, ValueError):
+    """A weights file is truncated, corrupt, or not in a format zoo loads safely."""
+
+
+class ShapeMismatchError(WeightsError):
+    """A checkpoint tensor has a different shape from the model parameter of the same name."""
+
+
+class TokenizerError(ZooError, ValueError):
+    """Tokenizer files are missing or inconsistent, or the tokenizer got input it cannot encode."""
+
+
+# --- hub ------------------------------------------------------------------------------------------------------------
+
+
+class HubError(ZooError):
+    """A request to the Hub failed. Subclasses say why."""
+
+
+class RepoNotFoundError(HubError):
+    """The repository does not exist, or is private and no valid token was given."""
+
+
+class RevisionNotFoundError(HubError):
+    """The repository exists but the branch, tag or commit does not."""
+
+
+class EntryNotFoundError(HubError, FileNotFoundError):
+    """The revision exists but the file does not."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class GatedRepoError(RepoNotFoundError):
+    """The repository is gated: accept its conditions on the Hub and pass a token."""
+
+
+class AuthenticationError(HubError):
+    """The Hub refused the token (401)."""
+
+
+class OfflineModeError(HubError, FileNotFoundError):
+    """Offline (or the network failed) and the file is not in the cache."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class CorruptDownloadError(HubError):
+    """A downloaded file did not match its announced size or sha256; nothing was written to the cache."""
+
+
+class UnsafePathError(HubError, ValueError):
+    """A filename from the server (or the caller) would escape the snapshot folder."""
+
+
+# --- pipelines ------------------------------------------------------------------------------------------------------
+
+
+class PipelineError(ZooError, ValueError):
+    """A pipeline got input it cannot handle (empty text, no mask token, a question without context, ...)."""

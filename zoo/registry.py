@@ -1,0 +1,309 @@
+"""The plugin registry: one pluggy PluginManager for the project "zoo".
+
+Every architecture, built-in or third-party, arrives the same way: a plugin module implements the
+``register_architectures`` hook and calls the ``register`` callback it is given with an :class:`Architecture`.
+Validation stays here, in the core, so a plugin cannot half-register or silently shadow another.
+
+Layout after llm's and datasette's plugin systems (pluggy hookspecs + a ``register`` callback). Built-in plugins
+are listed in :data:`DEFAULT_PLUGINS`; third-party plugins come from the entry-point group ``zoo``, are loaded
+lazily on first use and filtered by ``ZOO_LOAD_PLUGINS`` (a comma list of entry-point or distribution names;
+set but empty: load none). Classes are named by import string, so building the registry imports no torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from types import MappingProxyType
+from typing import Any
+
+import pluggy
+
+from zoo.errors import DuplicateRegistrationError, PluginError, TaskNotSupportedError, UnknownModelTypeError
+
+logger = logging.getLogger(__name__)
+
+PROJECT = "zoo"
+ENTRY_POINT_GROUP = "zoo"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+#: Built-in plugins, registered exactly like third-party ones (by module, through their hookimpls).
+DEFAULT_PLUGINS: tuple[str, ...] = ("zoo.plugins.bert",)
+
+#: Model heads the Auto layer knows by name. A plugin may register other task names for its own use.
+MODEL_TASKS: tuple[str, ...] = (
+    "base",
+    "pretraining",
+    "masked-lm",
+    "causal-lm",
+    "sequence-classification",
+    "token-classification",
+    "question-answering",
+    "image-classification",
+)
+
+_MODEL_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_IMPORT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """What a plugin registers for one ``model_type``.
+
+    ``config``, each entry of ``models`` and ``tokenizer`` are import strings ("package.module:Name") or the
+    objects themselves; strings are imported on first use so the registry stays free of torch.
+    ``tokenizer`` names a factory ``(folder: Path, config) -> zoo.tokenization.Tokenizer``; ``tokenizer_files``
+    lists the files that factory may read, so the hub client fetches exactly those.
+    """
+
+    model_type: str
+    config: str | type
+    models: Mapping[str, str | type]
+    tokenizer: str | Callable[..., Any] | None = None
+    tokenizer_files: tuple[str, ...] = ()
+    image_processor: str | Callable[..., Any] | None = None
+    #: Name of the plugin that registered it; filled in by the registry.
+    plugin: str = ""
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.models)
+
+    def config_class(self) -> type:
+        return resolve_import(self.config)
+
+    def model_class(self, task: str) -> type:
+        if task not in self.models:
+            raise TaskNotSupportedError(
+                f"model_type '{self.model_type}' has no '{task}' model (it has: {', '.join(self.tasks)}); "
+                f"use one of those tasks, or install a plugin that adds '{task}' for '{self.model_type}'"
+            )
+        return resolve_import(self.models[task])
+
+
+@dataclass
+class PluginRecord:
+    """One loaded (or failed) plugin, as ``zoo plugins`` shows it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    hooks: tuple[str, ...] = ()
+    architectures: list[str] = field(default_factory=list)
+    error: str | None = None
+
+
+class ZooSpecs:
+    """The hooks a zoo plugin may implement."""
+
+    @hookspec
+    def register_architectures(self, register: Callable[[Architecture], None]) -> None:
+        """Register model architectures: call ``register(Architecture(...))`` once per model_type."""
+
+
+def resolve_import(spec: str | Any) -> Any:
+    """Import ``"package.module:Name"`` (dots after the colon walk attributes); objects pass through."""
+    if not isinstance(spec, str):
+        return spec
+    module_name, _, attr = spec.partition(":")
+    obj: Any = importlib.import_module(module_name)
+    for part in attr.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def _validate(arch: Any, plugin: str) -> Architecture:
+    if not isinstance(arch, Architecture):
+        raise PluginError(f"plugin '{plugin}' registered {arch!r}, which is not a zoo.registry.Architecture")
+    problems = []
+    if not isinstance(arch.model_type, str) or not _MODEL_TYPE_RE.match(arch.model_type):
+        problems.append(f"model_type {arch.model_type!r} is not a lowercase name like 'bert' or 'xlm-roberta'")
+    if not arch.models or not isinstance(arch.models, Mapping):
+        problems.append("models must map at least one task name to a model class")
+    specs = [("config", arch.config)] + [(f"models[{t!r}]", s) for t, s in dict(arch.models or {}).items()]
+    specs += [("tokenizer", arch.tokenizer), ("image_processor", arch.image_processor)]
+    for what, spec in specs:
+        if isinstance(spec, str) and not _IMPORT_RE.match(spec):
+            problems.append(f"{what} {spec!r} is not an import string like 'package.module:Name'")
+        elif spec is None and what not in ("tokenizer", "image_processor"):
+            problems.append(f"{what} is missing")
+    if problems:
+        raise PluginError(f"plugin '{plugin}' registered a malformed architecture: " + "; ".join(problems))
+    return replace(arch, plugin=plugin, models=MappingProxyType(dict(arch.models)), tokenizer_files=tuple(arch.tokenizer_files))
+
+
+def _allowed_plugins() -> set[str] | None:
+    raw = os.environ.get("ZOO_LOAD_PLUGINS")
+    if raw is None:
+        return None
+    return {name.strip() for name in raw.split(",") if name.strip()}
+
+
+class Registry:
+    """The plugin manager plus the architectures its plugins registered.
+
+    ``Registry()`` loads :data:`DEFAULT_PLUGINS` and the ``zoo`` entry points on first use. Tests build their
+    own with ``Registry(default_plugins=..., entry_points=False)`` and register plugin objects in-process.
+    """
+
+    def __init__(self, default_plugins: tuple[str, ...] = DEFAULT_PLUGINS, entry_points: bool = True) -> None:
+        self.pm = pluggy.PluginManager(PROJECT)
+        self.pm.add_hookspecs(ZooSpecs)
+        self._default_plugins = default_plugins
+        self._entry_points = entry_points
+        self._loaded = False
+        self._lock = threading.RLock()
+        self._architectures: dict[str, Architecture] = {}
+        self.records: dict[str, PluginRecord] = {}
+
+    # --- loading ---------------------------------------------------------------------------------------------------
+
+    def load(self) -> Registry:
+        """Import and register every plugin once; later calls return at once."""
+        if self._loaded:
+            return self
+        with self._lock:
+            if self._loaded:
+                return self
+            for module_name in self._default_plugins:
+                self._load_one(module_name, lambda m=module_name: importlib.import_module(m), distribution="zoo-hub")
+            if self._entry_points:
+                self._load_entry_points()
+            self._loaded = True
+        return self
+
+    def _load_entry_points(self) -> None:
+        from importlib.metadata import entry_points
+
+        allowed = _allowed_plugins()
+        for ep in entry_points(group=ENTRY_POINT_GROUP):
+            dist = getattr(ep, "dist", None)
+            dist_name = dist.metadata["Name"] if dist is not None else None
+            if allowed is not None and ep.name not in allowed and dist_name not in allowed:
+                logger.debug("plugin %s skipped: not in ZOO_LOAD_PLUGINS", ep.name)
+                continue
+            self._load_one(ep.name, ep.load, distribution=dist_name, version=dist.version if dist else None)
+
+    def _load_one(self, name: str, load: Callable[[], Any], distribution: str | None = None, version: str | None = None) -> None:
+        if name in self.records:
+            return
+        try:
+            plugin = load()
+        except Exception as exc:  # a broken plugin must never break zoo
+            self._fail(PluginRecord(name, distribution, version), f"import failed: {type(exc).__name__}: {exc}")
+            return
+        self.register_plugin(plugin, name=name, distribution=distribution, version=version)
+
+    def _fail(self, record: PluginRecord, reason: str) -> None:
+        record.error = reason
+        self.records[record.name] = record
+        logger.warning("zoo plugin '%s' was skipped: %s", record.name, reason)
+
+    def register_plugin(self, plugin: Any, name: str | None = None, distribution: str | None = None, version: str | None = None) -> PluginRecord:
+        """Register a plugin object (a module or any object with hookimpls) and run its registration hooks.
+
+        A plugin that misspells a hook, raises, or registers something invalid or already taken is recorded
+        with the reason, logged, and left out; every other plugin keeps working.
+        """
+        with self._lock:
+            name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
+            record = PluginRecord(name, distribution, version)
+            if name in self.records and self.records[name].error is None:
+                raise PluginError(f"a plugin named '{name}' is already registered; give this one another name")
+            try:
+                self.pm.register(plugin, name=name)
+            except Exception as exc:
+                self._fail(record, f"registration refused: {exc}")
+                return record
+            callers = {caller.name: caller for caller in self.pm.get_hookcallers(plugin) or []}
+            record.hooks = tuple(sorted(callers))
+            try:
+                self.pm.check_pending()
+            except pluggy.PluginValidationError as exc:
+                self.pm.unregister(plugin)
+                self._fail(record, f"unknown hook: {exc}")
+                return record
+            staged: list[Architecture] = []
+            try:
+                caller = callers.get("register_architectures")
+                for impl in caller.get_hookimpls() if caller else ():
+                    if impl.plugin is not plugin:
+                        continue
+                    if os.environ.get("ZOO_TRACE_PLUGINS"):
+                        logger.info("zoo hook register_architectures -> plugin %s", name)
+                    impl.function(register=lambda arch: staged.append(_validate(arch, name)))
+                self._commit(staged)
+            except Exception as exc:
+                self.pm.unregister(plugin)
+                self._fail(record, str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")
+                return record
+            record.architectures = [arch.model_type for arch in staged]
+            self.records[name] = record
+            return record
+
+    def _commit(self, staged: list[Architecture]) -> None:
+        seen: dict[str, Architecture] = {}
+        for arch in staged:
+            other = self._architectures.get(arch.model_type) or seen.get(arch.model_type)
+            if other is not None:
+                raise DuplicateRegistrationError(
+                    f"model_type '{arch.model_type}' is registered by both plugin '{other.plugin}' and plugin "
+                    f"'{arch.plugin}'; uninstall one, or limit loading with ZOO_LOAD_PLUGINS"
+                )
+            seen[arch.model_type] = arch
+        self._architectures.update(seen)
+
+    def unregister_plugin(self, name: str) -> None:
+        with self._lock:
+            plugin = self.pm.get_plugin(name)
+            if plugin is not None:
+                self.pm.unregister(plugin)
+            record = self.records.pop(name, None)
+            for model_type in record.architectures if record else ():
+                self._architectures.pop(model_type, None)
+
+    # --- queries ---------------------------------------------------------------------------------------------------
+
+    def architectures(self) -> Mapping[str, Architecture]:
+        return MappingProxyType(self.load()._architectures)
+
+    def architecture(self, model_type: str) -> Architecture:
+        archs = self.architectures()
+        if model_type not in archs:
+            registered = ", ".join(sorted(archs)) or "none"
+            raise UnknownModelTypeError(
+                f"model_type '{model_type}' is not registered (registered: {registered}); "
+                f"install a plugin that provides it (see `zoo plugins`)"
+            )
+        return archs[model_type]
+
+    def failures(self) -> list[PluginRecord]:
+        self.load()
+        return [r for r in self.records.values() if r.error]
+
+
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def get_registry() -> Registry:
+    """The process-wide registry, built (and its plugins loaded) on first use."""
+    global _registry
+    if _registry is None:
+        with _registry_lock:
+            if _registry is None:
+                _registry = Registry()
+    return _registry.load()
+
+
+def set_registry(registry: Registry | None) -> Registry | None:
+    """Swap the process-wide registry (tests use this); returns the previous one. ``None`` rebuilds on next use."""
+    global _registry
+    previous, _registry = _registry, registry
+    return previous
