@@ -105,6 +105,14 @@ class UnsafePathError(HubError, ValueError):
     """A filename from the server (or the caller) would escape the snapshot folder."""
 
 
+class HubUnavailableError(HubError, ConnectionError):
+    """The Hub could not be reached (connection refused or reset, timeout) or kept answering 429/5xx after retries."""
+
+
+class InvalidRepoIdError(HubError, ValueError):
+    """A string that is neither an existing local folder nor a valid Hub repo id ('name' or 'org/name')."""
+
+
 # --- pipelines ------------------------------------------------------------------------------------------------------
 
 

@@ -61,6 +61,55 @@ class ModelOutput:
         return key in self.keys()
 
 
+# --- shared pieces of model code ----------------------------------------------------------------------------------------
+
+
+def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
+    """(B, T) 1/0 padding mask -> (B, 1, 1, T) boolean SDPA mask, or None when nothing is masked.
+
+    Returning None for an all-ones mask lets scaled_dot_product_attention take its unmasked (fastest) kernel.
+    """
+    if attention_mask is None or bool(attention_mask.all()):
+        return None
+    return attention_mask.bool()[:, None, None, :]
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor, config: Config) -> torch.Tensor:
+    """Sequence-classification loss as transformers picks it: regression (MSE), single-label (cross-entropy) or
+    multi-label (BCE with logits), from ``config.problem_type`` or, when unset, from num_labels and the labels' dtype.
+    """
+    import torch.nn.functional as F
+
+    num_labels = logits.shape[-1]
+    problem = config.problem_type
+    if problem is None:
+        if num_labels == 1:
+            problem = "regression"
+        elif labels.dtype in (torch.long, torch.int):
+            problem = "single_label_classification"
+        else:
+            problem = "multi_label_classification"
+        config.problem_type = problem
+    if problem == "regression":
+        return F.mse_loss(logits.squeeze(), labels.squeeze().to(logits.dtype)) if num_labels == 1 else F.mse_loss(logits, labels.to(logits.dtype))
+    if problem == "single_label_classification":
+        return F.cross_entropy(logits.view(-1, num_labels), labels.view(-1))
+    if problem == "multi_label_classification":
+        return F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+    raise ValueError(f"problem_type {problem!r} is not one of regression, single_label_classification, "
+                     f"multi_label_classification; fix config.problem_type")
+
+
+def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+    """Extractive QA loss: mean of start and end cross-entropies; positions outside the input are ignored."""
+    import torch.nn.functional as F
+
+    ignored = start_logits.size(1)
+    start = start.view(-1).clamp(0, ignored)
+    end = end.view(-1).clamp(0, ignored)
+    return (F.cross_entropy(start_logits, start, ignore_index=ignored) + F.cross_entropy(end_logits, end, ignore_index=ignored)) / 2
+
+
 # --- building without allocation ---------------------------------------------------------------------------------------
 
 _skip_init = False

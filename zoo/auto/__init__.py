@@ -1,0 +1,142 @@
+"""The Auto layer: from an identifier to the right plugin's classes.
+
+Resolution is ``config.json`` -> ``model_type`` -> registry -> the class registered for the task; there are no
+mapping tables here, so a third-party plugin's architecture works with every Auto class the moment it is installed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, ClassVar
+
+from zoo.configuration import CONFIG_NAME, Config, read_json, split_hub_kwargs
+from zoo.errors import ConfigError
+from zoo.hub import RepoFiles, repo_files
+from zoo.registry import Architecture, get_registry
+
+__all__ = [
+    "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM", "AutoModelWithLMHead",
+    "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
+    "AutoModelForQuestionAnswering", "AutoModelForImageClassification",
+]
+
+_MODEL_OPTIONS = ("dtype", "device", "ignore_mismatched_sizes", "output_loading_info")
+
+
+def architecture_of(repo: RepoFiles) -> tuple[Architecture, dict[str, Any]]:
+    """The registered architecture of a repo, read from its config.json, and that JSON."""
+    data = read_json(repo.require(CONFIG_NAME))
+    model_type = data.get("model_type")
+    if not isinstance(model_type, str) or not model_type:
+        registered = ", ".join(sorted(get_registry().architectures()))
+        raise ConfigError(f"{repo.identifier}/{CONFIG_NAME} has no model_type; add one, e.g. \"model_type\": \"bert\" "
+                          f"(registered: {registered})")
+    return get_registry().architecture(model_type), data
+
+
+def _config(repo: RepoFiles, **overrides: Any) -> Config:
+    arch, data = architecture_of(repo)
+    return arch.config_class().from_dict(data, **overrides)
+
+
+class AutoConfig:
+    """``AutoConfig.from_pretrained(identifier)`` -> the plugin's Config subclass."""
+
+    def __init__(self) -> None:
+        raise TypeError("AutoConfig is not instantiated; use AutoConfig.from_pretrained(...) or AutoConfig.for_model(...)")
+
+    @classmethod
+    def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Config:
+        """Read config.json; keyword arguments other than hub options override its fields."""
+        return _config(repo_files(identifier, **split_hub_kwargs(kwargs)), **kwargs)
+
+    @classmethod
+    def for_model(cls, model_type: str, **kwargs: Any) -> Config:
+        """A default config of a registered model_type, with ``kwargs`` as fields."""
+        return get_registry().architecture(model_type).config_class()(**kwargs)
+
+
+class AutoTokenizer:
+    """``AutoTokenizer.from_pretrained(identifier)`` -> zoo.tokenization.Tokenizer with the architecture's defaults."""
+
+    def __init__(self) -> None:
+        raise TypeError("AutoTokenizer is not instantiated; use AutoTokenizer.from_pretrained(...)")
+
+    @classmethod
+    def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
+        from zoo.registry import resolve_import
+        from zoo.tokenization import Tokenizer
+
+        repo = repo_files(identifier, **split_hub_kwargs(kwargs))
+        if repo.exists(CONFIG_NAME):
+            arch, data = architecture_of(repo)
+            if arch.tokenizer is not None:
+                return resolve_import(arch.tokenizer)(repo, arch.config_class().from_dict(data), **kwargs)
+        return Tokenizer.from_repo(repo, **kwargs)  # a bare tokenizer.json needs no architecture
+
+
+class _AutoModel:
+    task: ClassVar[str] = "base"
+
+    def __init__(self) -> None:
+        raise TypeError(f"{type(self).__name__} is not instantiated; use {type(self).__name__}.from_pretrained(...) "
+                        f"or .from_config(...)")
+
+    @classmethod
+    def model_class(cls, config: Config) -> type:
+        return get_registry().architecture(config.model_type).model_class(cls.task)
+
+    @classmethod
+    def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
+        """Load the model for this task. ``dtype``, ``device``, ``ignore_mismatched_sizes`` and
+        ``output_loading_info`` go to the model; hub options to the hub client; the rest override config fields."""
+        repo = repo_files(identifier, **split_hub_kwargs(kwargs))
+        if "torch_dtype" in kwargs:  # transformers' older name
+            kwargs["dtype"] = kwargs.pop("torch_dtype")
+        options = {k: kwargs.pop(k) for k in _MODEL_OPTIONS if k in kwargs}
+        config = kwargs.pop("config", None)
+        if config is None:
+            config = _config(repo, **kwargs)
+        elif kwargs:
+            config = type(config).from_dict(config.to_dict(), **kwargs)
+        return cls.model_class(config).from_pretrained(repo, config=config, **options)
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs: Any) -> Any:
+        """A freshly initialised model of this task for ``config``."""
+        return cls.model_class(config).from_config(config, **kwargs)
+
+
+class AutoModel(_AutoModel):
+    task = "base"
+
+
+class AutoModelForPreTraining(_AutoModel):
+    task = "pretraining"
+
+
+class AutoModelForMaskedLM(_AutoModel):
+    task = "masked-lm"
+
+
+AutoModelWithLMHead = AutoModelForMaskedLM
+
+
+class AutoModelForCausalLM(_AutoModel):
+    task = "causal-lm"
+
+
+class AutoModelForSequenceClassification(_AutoModel):
+    task = "sequence-classification"
+
+
+class AutoModelForTokenClassification(_AutoModel):
+    task = "token-classification"
+
+
+class AutoModelForQuestionAnswering(_AutoModel):
+    task = "question-answering"
+
+
+class AutoModelForImageClassification(_AutoModel):
+    task = "image-classification"

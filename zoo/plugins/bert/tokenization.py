@@ -1,0 +1,66 @@
+"""BERT's WordPiece tokenizer, built in ``tokenizers`` from vocab.txt when a repo has no tokenizer.json.
+
+The pipeline is the one transformers builds for BertTokenizer (tokenization_bert.py): BertNormalizer (clean text,
+CJK spacing, accents, lowercase), BertPreTokenizer, WordPiece with ``##`` continuations, and the
+``[CLS] A [SEP] B [SEP]`` template with token types 0/1.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.errors import TokenizerError
+from zoo.tokenization import Tokenizer, _token_content
+
+DEFAULTS: dict[str, Any] = {
+    "tokenizer_class": "BertTokenizer",
+    "do_lower_case": True,
+    "tokenize_chinese_chars": True,
+    "strip_accents": None,
+    "unk_token": "[UNK]",
+    "sep_token": "[SEP]",
+    "pad_token": "[PAD]",
+    "cls_token": "[CLS]",
+    "mask_token": "[MASK]",
+    "model_input_names": ["input_ids", "token_type_ids", "attention_mask"],
+}
+
+
+def read_vocab(path: Any) -> dict[str, int]:
+    """vocab.txt: one token a line, the line number is the id."""
+    with open(path, encoding="utf-8") as f:
+        return {line.rstrip("\n"): i for i, line in enumerate(f)}
+
+
+def build_wordpiece(repo: Any, settings: dict[str, Any]) -> Any:
+    from tokenizers import Tokenizer as Backend
+    from tokenizers import decoders, normalizers, pre_tokenizers, processors
+    from tokenizers.models import WordPiece
+
+    if not repo.exists("vocab.txt"):
+        raise TokenizerError(f"{repo.identifier} has neither tokenizer.json nor vocab.txt; a BERT tokenizer needs one of them")
+    vocab = read_vocab(repo.require("vocab.txt"))
+    unk, cls, sep = (_token_content(settings[k]) for k in ("unk_token", "cls_token", "sep_token"))
+    for name, token in (("unk_token", unk), ("cls_token", cls), ("sep_token", sep)):
+        if token not in vocab:
+            raise TokenizerError(f"{name} {token!r} is not in {repo.identifier}/vocab.txt; fix tokenizer_config.json")
+    backend = Backend(WordPiece(vocab, unk_token=unk, max_input_chars_per_word=100))
+    backend.normalizer = normalizers.BertNormalizer(
+        clean_text=True,
+        handle_chinese_chars=settings.get("tokenize_chinese_chars", True),
+        strip_accents=settings.get("strip_accents"),
+        lowercase=settings.get("do_lower_case", True),
+    )
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    backend.post_processor = processors.TemplateProcessing(
+        single=f"{cls}:0 $A:0 {sep}:0",
+        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
+    )
+    return backend
+
+
+def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
+    """The tokenizer factory the BERT plugin registers."""
+    return Tokenizer.from_repo(repo, build=build_wordpiece, defaults=DEFAULTS, **kwargs)
