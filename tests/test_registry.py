@@ -201,3 +201,54 @@ def test_zoo_getattr_is_lazy_and_complete():
         assert getattr(zoo, name) is not None
     with pytest.raises(AttributeError):
         zoo.NoSuchThing  # noqa: B018
+
+
+# --- pipeline tasks ---------------------------------------------------------------------------------------------------
+
+
+def make_task_plugin(*tasks):
+    module = types.ModuleType("tasks")
+
+    @hookimpl
+    def register_pipelines(register):
+        for task in tasks:
+            register(task)
+
+    module.register_pipelines = register_pipelines
+    return module
+
+
+def test_pipeline_tasks_register_with_aliases(isolated_registry):
+    from zoo.registry import PipelineTask
+
+    task = PipelineTask("toy-task", "zoo.registry:Registry", aliases=("toy-alias",), default_model="org/toy@abc")
+    record = isolated_registry.register_plugin(make_task_plugin(task), name="task-plugin")
+    assert record.error is None and record.tasks == ["toy-task"] and "register_pipelines" in record.hooks
+    assert isolated_registry.task("toy-alias").name == "toy-task"
+    assert isolated_registry.task("toy-task").plugin == "task-plugin"
+    assert "toy-task" in isolated_registry.tasks() and "toy-alias" not in isolated_registry.tasks()
+    isolated_registry.unregister_plugin("task-plugin")
+    assert "toy-task" not in isolated_registry.tasks()
+
+
+def test_duplicate_task_or_alias_names_both_plugins(isolated_registry):
+    from zoo.registry import PipelineTask
+
+    isolated_registry.register_plugin(make_task_plugin(PipelineTask("t1", "a.b:C", aliases=("shared",))), name="p1")
+    record = isolated_registry.register_plugin(make_task_plugin(PipelineTask("t2", "a.b:C", aliases=("shared",))), name="p2")
+    assert "'p1'" in record.error and "'p2'" in record.error and "shared" in record.error
+    assert "t2" not in isolated_registry.tasks()
+
+
+def test_unknown_task_lists_registered(isolated_registry):
+    from zoo.errors import UnknownTaskError
+
+    with pytest.raises(UnknownTaskError, match="no-such-task.*registered"):
+        isolated_registry.task("no-such-task")
+
+
+def test_malformed_task_is_reported(isolated_registry):
+    from zoo.registry import PipelineTask
+
+    record = isolated_registry.register_plugin(make_task_plugin(PipelineTask("Bad Task", "nocolon")), name="bad-tasks")
+    assert "task name" in record.error and "import string" in record.error

@@ -74,6 +74,7 @@ def _plugins(args: argparse.Namespace) -> int:
             "version": record.version,
             "hooks": list(record.hooks),
             "architectures": {m: list(archs[m].tasks) for m in record.architectures if m in archs},
+            "tasks": list(record.tasks),
             "error": record.error,
         })
     if args.json:
@@ -88,6 +89,8 @@ def _plugins(args: argparse.Namespace) -> int:
         print(f"  hooks: {', '.join(row['hooks']) or '-'}")
         for model_type, tasks in row["architectures"].items():
             print(f"  {model_type}: {', '.join(tasks)}")
+        if row["tasks"]:
+            print(f"  pipeline tasks: {', '.join(row['tasks'])}")
     return 0
 
 

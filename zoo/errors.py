@@ -37,6 +37,13 @@ class TaskNotSupportedError(ZooError, ValueError):
 # --- files, configs, weights ----------------------------------------------------------------------------------------
 
 
+class UnknownTaskError(ZooError, KeyError):
+    """``zoo.pipeline`` was asked for a task no loaded plugin registers."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class ConfigError(ZooError, ValueError):
     """config.json (or another JSON file) is missing, not JSON, or has a field of the wrong type."""
 
@@ -107,6 +114,9 @@ class UnsafePathError(HubError, ValueError):
 
 class HubUnavailableError(HubError, ConnectionError):
     """The Hub could not be reached (connection refused or reset, timeout) or kept answering 429/5xx after retries."""
+
+    def __str__(self) -> str:  # OSError would otherwise print "[Errno None] None: None"
+        return str(self.args[0]) if self.args else ""
 
 
 class InvalidRepoIdError(HubError, ValueError):

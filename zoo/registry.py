@@ -96,7 +96,28 @@ class PluginRecord:
     version: str | None = None
     hooks: tuple[str, ...] = ()
     architectures: list[str] = field(default_factory=list)
+    tasks: list[str] = field(default_factory=list)
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class PipelineTask:
+    """What a plugin registers for one pipeline task (``zoo.pipeline(name)``).
+
+    ``pipeline`` is the Pipeline subclass (import string or class); ``aliases`` are other names for the task
+    ("sentiment-analysis" for "text-classification"); ``default_model`` is a Hub repo pinned to a commit
+    (``"org/name@<sha>"``) used when the caller names no model.
+    """
+
+    name: str
+    pipeline: str | type
+    aliases: tuple[str, ...] = ()
+    default_model: str | None = None
+    #: Name of the plugin that registered it; filled in by the registry.
+    plugin: str = ""
+
+    def pipeline_class(self) -> type:
+        return resolve_import(self.pipeline)
 
 
 class ZooSpecs:
@@ -105,6 +126,10 @@ class ZooSpecs:
     @hookspec
     def register_architectures(self, register: Callable[[Architecture], None]) -> None:
         """Register model architectures: call ``register(Architecture(...))`` once per model_type."""
+
+    @hookspec
+    def register_pipelines(self, register: Callable[[PipelineTask], None]) -> None:
+        """Register pipeline tasks: call ``register(PipelineTask(...))`` once per task."""
 
 
 def resolve_import(spec: str | Any) -> Any:
@@ -138,6 +163,22 @@ def _validate(arch: Any, plugin: str) -> Architecture:
     return replace(arch, plugin=plugin, models=MappingProxyType(dict(arch.models)), tokenizer_files=tuple(arch.tokenizer_files))
 
 
+def _validate_task(task: Any, plugin: str) -> PipelineTask:
+    if not isinstance(task, PipelineTask):
+        raise PluginError(f"plugin '{plugin}' registered {task!r}, which is not a zoo.registry.PipelineTask")
+    problems = []
+    for name in (task.name, *task.aliases):
+        if not isinstance(name, str) or not _MODEL_TYPE_RE.match(name):
+            problems.append(f"task name {name!r} is not a lowercase name like 'text-classification'")
+    if isinstance(task.pipeline, str) and not _IMPORT_RE.match(task.pipeline):
+        problems.append(f"pipeline {task.pipeline!r} is not an import string like 'package.module:Name'")
+    if task.default_model is not None and not isinstance(task.default_model, str):
+        problems.append("default_model must be a repo id string like 'org/name@<sha>'")
+    if problems:
+        raise PluginError(f"plugin '{plugin}' registered a malformed pipeline task: " + "; ".join(problems))
+    return replace(task, plugin=plugin, aliases=tuple(task.aliases))
+
+
 def _allowed_plugins() -> set[str] | None:
     raw = os.environ.get("ZOO_LOAD_PLUGINS")
     if raw is None:
@@ -160,6 +201,7 @@ class Registry:
         self._loaded = False
         self._lock = threading.RLock()
         self._architectures: dict[str, Architecture] = {}
+        self._tasks: dict[str, PipelineTask] = {}  # by name and by alias
         self.records: dict[str, PluginRecord] = {}
 
     # --- loading ---------------------------------------------------------------------------------------------------
@@ -236,35 +278,55 @@ class Registry:
                 self.pm.unregister(plugin)
                 self._fail(record, f"unknown hook: {exc}")
                 return record
-            staged: list[Architecture] = []
             try:
-                caller = callers.get("register_architectures")
-                for impl in caller.get_hookimpls() if caller else ():
-                    if impl.plugin is not plugin:
-                        continue
-                    if os.environ.get("ZOO_TRACE_PLUGINS"):
-                        logger.info("zoo hook register_architectures -> plugin %s", name)
-                    impl.function(register=lambda arch: staged.append(_validate(arch, name)))
-                self._commit(staged)
+                archs = self._call_hook(plugin, name, callers, "register_architectures", _validate)
+                tasks = self._call_hook(plugin, name, callers, "register_pipelines", _validate_task)
+                self._commit(archs, tasks)
             except Exception as exc:
                 self.pm.unregister(plugin)
                 self._fail(record, str(exc) if isinstance(exc, PluginError) else f"{type(exc).__name__}: {exc}")
                 return record
-            record.architectures = [arch.model_type for arch in staged]
+            record.architectures = [arch.model_type for arch in archs]
+            record.tasks = [task.name for task in tasks]
             self.records[name] = record
             return record
 
-    def _commit(self, staged: list[Architecture]) -> None:
-        seen: dict[str, Architecture] = {}
-        for arch in staged:
-            other = self._architectures.get(arch.model_type) or seen.get(arch.model_type)
+    @staticmethod
+    def _call_hook(plugin: Any, name: str, callers: dict[str, Any], hook: str, validate: Callable[[Any, str], Any]) -> list[Any]:
+        """Call one plugin's implementation of a registration hook, collecting validated registrations."""
+        staged: list[Any] = []
+        caller = callers.get(hook)
+        for impl in caller.get_hookimpls() if caller else ():
+            if impl.plugin is not plugin:
+                continue
+            if os.environ.get("ZOO_TRACE_PLUGINS"):
+                logger.info("zoo hook %s -> plugin %s", hook, name)
+            impl.function(register=lambda item: staged.append(validate(item, name)))
+        return staged
+
+    def _commit(self, archs: list[Architecture], tasks: list[PipelineTask]) -> None:
+        """Add a plugin's registrations all together, or none of them if any name is taken."""
+        new_archs: dict[str, Architecture] = {}
+        for arch in archs:
+            other = self._architectures.get(arch.model_type) or new_archs.get(arch.model_type)
             if other is not None:
                 raise DuplicateRegistrationError(
                     f"model_type '{arch.model_type}' is registered by both plugin '{other.plugin}' and plugin "
                     f"'{arch.plugin}'; uninstall one, or limit loading with ZOO_LOAD_PLUGINS"
                 )
-            seen[arch.model_type] = arch
-        self._architectures.update(seen)
+            new_archs[arch.model_type] = arch
+        new_tasks: dict[str, PipelineTask] = {}
+        for task in tasks:
+            for key in (task.name, *task.aliases):
+                other_task = self._tasks.get(key) or new_tasks.get(key)
+                if other_task is not None:
+                    raise DuplicateRegistrationError(
+                        f"task '{key}' is registered by both plugin '{other_task.plugin}' and plugin '{task.plugin}'; "
+                        f"uninstall one, or limit loading with ZOO_LOAD_PLUGINS"
+                    )
+                new_tasks[key] = task
+        self._architectures.update(new_archs)
+        self._tasks.update(new_tasks)
 
     def unregister_plugin(self, name: str) -> None:
         with self._lock:
@@ -274,6 +336,8 @@ class Registry:
             record = self.records.pop(name, None)
             for model_type in record.architectures if record else ():
                 self._architectures.pop(model_type, None)
+            for key in [k for k, task in self._tasks.items() if record and task.name in record.tasks and task.plugin == name]:
+                del self._tasks[key]
 
     # --- queries ---------------------------------------------------------------------------------------------------
 
@@ -289,6 +353,20 @@ class Registry:
                 f"install a plugin that provides it (see `zoo plugins`)"
             )
         return archs[model_type]
+
+    def tasks(self) -> dict[str, PipelineTask]:
+        """Registered pipeline tasks by name (aliases left out)."""
+        return {key: task for key, task in self.load()._tasks.items() if key == task.name}
+
+    def task(self, name: str) -> PipelineTask:
+        self.load()
+        if name not in self._tasks:
+            from zoo.errors import UnknownTaskError
+
+            known = ", ".join(sorted(self._tasks)) or "none"
+            raise UnknownTaskError(f"pipeline task '{name}' is not registered (registered: {known}); "
+                                   f"install a plugin that provides it (see `zoo plugins`)")
+        return self._tasks[name]
 
     def failures(self) -> list[PluginRecord]:
         self.load()
