@@ -14,6 +14,7 @@ _LAZY: dict[str, str] = {
     "hookimpl": "zoo.registry",
     "Architecture": "zoo.registry",
     "get_registry": "zoo.registry",
+    "pipeline": "zoo.pipelines",
     "Config": "zoo.configuration",
     "PreTrainedModel": "zoo.modeling",
     "Tokenizer": "zoo.tokenization",

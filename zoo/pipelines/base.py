@@ -1,0 +1,240 @@
+"""The pipeline base: preprocessing, batched forward on a device, postprocessing, results in input order.
+
+A task subclass says how one input becomes model features (``preprocess``), which model outputs it needs
+(``forward``), and how a feature's outputs become a plain result (``postprocess``). The base does the rest the
+same way for every task: inputs are tokenised one by one, their features sorted by length and cut into batches so
+each batch carries little padding, padded, run under ``torch.inference_mode`` on the chosen device, and the results
+put back in input order. Lists give lists; generators and other iterables give a lazy iterator; a single input
+gives a single result. Output shapes follow transformers' pipelines (pipelines/base.py) so users can switch.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from zoo.errors import PipelineError
+
+logger = logging.getLogger(__name__)
+
+#: How many inputs are read ahead from a generator and sorted by length together.
+SORT_WINDOW_BATCHES = 16
+
+
+@dataclass
+class Feature:
+    """One row of model input made from one pipeline input (long inputs can make several)."""
+
+    inputs: dict[str, list[int]]
+    meta: dict[str, Any] = field(default_factory=dict)
+    index: int = 0
+
+    @property
+    def length(self) -> int:
+        return len(next(iter(self.inputs.values())))
+
+
+def resolve_device(device: Any = None) -> Any:
+    """``None``/"cpu", "cuda", "cuda:1", "mps", an int (CUDA index, -1 for CPU), or "auto" -> torch.device."""
+    import torch
+
+    if isinstance(device, torch.device):
+        return device
+    if device is None or device == -1:
+        return torch.device("cpu")
+    if isinstance(device, int):
+        device = f"cuda:{device}"
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PipelineError(f"device {device!r} is not understood; use 'cpu', 'cuda', 'cuda:1', 'mps' or 'auto'") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise PipelineError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu' or 'auto'")
+    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise PipelineError(f"device {device!r} was asked for but MPS is not available here; use device='cpu' or 'auto'")
+    return resolved
+
+
+class Pipeline(ABC):
+    """Base of every task. Subclasses set ``task``/``model_task`` and implement preprocess/forward/postprocess."""
+
+    #: The pipeline task name ("text-classification").
+    task: ClassVar[str] = ""
+    #: The model head to load for it (a registry task: "sequence-classification", ...).
+    model_task: ClassVar[str] = "base"
+    default_batch_size: ClassVar[int] = 8
+    #: Whether the task reads text (False for image tasks, which use an image processor instead).
+    needs_tokenizer: ClassVar[bool] = True
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
+                 batch_size: int | None = None, progress: bool | None = None, **defaults: Any) -> None:
+        import torch
+
+        self.device = resolve_device(device)
+        if dtype is not None:
+            from zoo.modeling import _resolve_dtype
+
+            model = model.to(dtype=_resolve_dtype(dtype, model.config))
+        self.model = model.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.batch_size = int(batch_size or self.default_batch_size)
+        if self.batch_size < 1:
+            raise PipelineError(f"batch_size must be at least 1, got {batch_size}")
+        self.progress = progress
+        self.defaults = self.check_options(defaults)
+        self._torch = torch
+
+    # --- construction ------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def load_parts(cls, model: str, **hub_kwargs: Any) -> tuple[Any, Any]:
+        """Model and tokenizer of a folder or Hub repo for this task (one revision lookup for both)."""
+        from zoo.auto import AutoTokenizer, architecture_of
+        from zoo.hub import repo_files
+
+        repo = repo_files(model, **hub_kwargs)
+        arch, _ = architecture_of(repo)
+        model_obj = arch.model_class(cls.model_task).from_pretrained(repo)
+        return model_obj, AutoTokenizer.from_pretrained(repo)
+
+    # --- task hooks ----------------------------------------------------------------------------------------------------
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        """Validate per-call (or constructor default) options; unknown names are an error."""
+        if options:
+            raise PipelineError(f"{self.task} got unknown options {sorted(options)}")
+        return {}
+
+    @abstractmethod
+    def preprocess(self, item: Any, options: dict[str, Any]) -> list[Feature]:
+        """The model features of one input (several for inputs split into windows)."""
+
+    def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+        """Model outputs for a padded batch, as tensors with the batch first (default: the logits)."""
+        return {"logits": self.model(**batch).logits}
+
+    @abstractmethod
+    def postprocess(self, item: Any, features: list[Feature], outputs: list[dict[str, Any]], options: dict[str, Any]) -> Any:
+        """The plain result for one input from its features' outputs (one dict of CPU tensors per feature)."""
+
+    def is_single(self, inputs: Any) -> bool:
+        """Whether ``inputs`` is one input (as opposed to a list or stream of them)."""
+        return isinstance(inputs, (str, dict))
+
+    # --- text helpers --------------------------------------------------------------------------------------------------
+
+    @property
+    def max_input_length(self) -> int:
+        """Longest token sequence the model takes (the tokenizer's model_max_length, capped by the positions)."""
+        from zoo.tokenization import VERY_LARGE_INTEGER
+
+        config = self.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+        limit = self.tokenizer.model_max_length if self.tokenizer is not None else VERY_LARGE_INTEGER
+        if positions and limit >= VERY_LARGE_INTEGER:
+            limit = positions
+        return min(limit, positions) if positions else limit
+
+    def check_text(self, text: Any, what: str = "input") -> str:
+        if text is None:
+            raise PipelineError(f"{self.task}: {what} is None; pass a non-empty string")
+        if not isinstance(text, str):
+            raise PipelineError(f"{self.task}: {what} must be a string, got {type(text).__name__}")
+        if not text.strip():
+            raise PipelineError(f"{self.task}: {what} is an empty string; pass some text")
+        return text
+
+    def warn_truncated(self, n_tokens: int) -> None:
+        if not getattr(self, "_warned_truncation", False):
+            logger.warning("%s: an input of %d tokens is longer than the model's %d and was truncated",
+                           self.task, n_tokens, self.max_input_length)
+            self._warned_truncation = True
+
+    # --- running -------------------------------------------------------------------------------------------------------
+
+    def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None, **options: Any) -> Any:
+        opts = {**self.defaults, **self.check_options(options)}
+        size = int(batch_size or self.batch_size)
+        if self.is_single(inputs):
+            return self._run([inputs], opts, size, progress=False)[0]
+        if inputs is None:
+            raise PipelineError(f"{self.task}: input is None; pass a string or a list of strings")
+        if isinstance(inputs, (list, tuple)) or (hasattr(inputs, "__len__") and hasattr(inputs, "__getitem__")):
+            items = [inputs[i] for i in range(len(inputs))]
+            return self._run(items, opts, size, progress)
+        if isinstance(inputs, Iterable):
+            return self._stream(iter(inputs), opts, size, progress)
+        raise PipelineError(f"{self.task}: cannot read inputs of type {type(inputs).__name__}; "
+                            f"pass one input, a list, a dataset or a generator")
+
+    def _stream(self, inputs: Iterator[Any], opts: dict[str, Any], size: int, progress: bool | None) -> Iterator[Any]:
+        window = size * SORT_WINDOW_BATCHES
+        while chunk := list(itertools.islice(inputs, window)):
+            yield from self._run(chunk, opts, size, progress=False)
+
+    def _run(self, items: list[Any], opts: dict[str, Any], size: int, progress: bool | None) -> list[Any]:
+        features: list[Feature] = []
+        per_item: list[list[int]] = []
+        for index, item in enumerate(items):
+            made = self.preprocess(item, opts)
+            per_item.append(list(range(len(features), len(features) + len(made))))
+            for feature in made:
+                feature.index = index
+                features.append(feature)
+        outputs = self._run_features(features, opts, size, progress)
+        return [self.postprocess(item, [features[i] for i in ids], [outputs[i] for i in ids], opts)
+                for item, ids in zip(items, per_item)]
+
+    def _run_features(self, features: list[Feature], opts: dict[str, Any], size: int, progress: bool | None) -> list[dict[str, Any]]:
+        """Forward every feature, longest-first in length-sorted batches; outputs come back in feature order."""
+        order = sorted(range(len(features)), key=lambda i: -features[i].length)
+        batches = [order[i:i + size] for i in range(0, len(order), size)]
+        show = progress if progress is not None else (self.progress if self.progress is not None else len(batches) > 4)
+        outputs: list[dict[str, Any]] = [{} for _ in features]
+        from tqdm.auto import tqdm
+
+        with tqdm(total=len(features), desc=self.task, unit="input", disable=not show, leave=False) as bar:
+            for batch_ids in batches:
+                rows = self.run_batch([features[i] for i in batch_ids], opts)
+                for i, row in zip(batch_ids, rows):
+                    outputs[i] = row
+                bar.update(len(batch_ids))
+        return outputs
+
+    def run_batch(self, features: list[Feature], opts: dict[str, Any]) -> list[dict[str, Any]]:
+        """Pad, forward under inference_mode, and split the outputs per row (on the CPU)."""
+        batch = self.collate(features)
+        with self._torch.inference_mode():
+            out = self.forward(batch, opts)
+        out = {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in out.items()}
+        return [{k: v[row] for k, v in out.items()} for row in range(len(features))]
+
+    def collate(self, features: list[Feature], padding_side: str | None = None) -> dict[str, Any]:
+        """Pad the features' inputs to the longest one and make tensors on the device."""
+        torch = self._torch
+        longest = max(f.length for f in features)
+        side = padding_side or (self.tokenizer.padding_side if self.tokenizer is not None else "right")
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer is not None and self.tokenizer.pad_token_id is not None else 0
+        batch: dict[str, Any] = {}
+        for key in features[0].inputs:
+            value = pad_id if key == "input_ids" else 0
+            rows = []
+            for f in features:
+                seq = f.inputs[key]
+                pad = [value] * (longest - len(seq))
+                rows.append(pad + seq if side == "left" else seq + pad)
+            batch[key] = torch.tensor(rows, dtype=torch.long, device=self.device)
+        return batch
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.task!r}, model={type(self.model).__name__}, device={self.device})"
