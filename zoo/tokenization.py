@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from zoo.configuration import read_json, write_text_atomic
+from zoo.configuration import read_json
 from zoo.errors import TokenizerError
 
 logger = logging.getLogger(__name__)
@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 TOKENIZER_FILE = "tokenizer.json"
 TOKENIZER_CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_TOKENS_MAP_FILE = "special_tokens_map.json"
+ADDED_TOKENS_FILE = "added_tokens.json"  # legacy: {token: id} of tokens added after the vocab
 #: transformers' stand-in for "no limit" when a tokenizer records no model_max_length.
 VERY_LARGE_INTEGER = int(1e30)
 SPECIAL_TOKEN_NAMES = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -36,10 +37,40 @@ _PADDING = {True: "longest", "longest": "longest", "max_length": "max_length", F
 
 
 def _token_content(value: Any) -> str | None:
-    """Special tokens are written either as strings or as AddedToken dicts ({"content": ...})."""
+    """Special tokens are written as strings or AddedToken dicts ({"content": ...}), or passed as AddedToken."""
     if isinstance(value, dict):
         return value.get("content")
+    if value is not None and not isinstance(value, str) and hasattr(value, "content"):
+        return value.content
     return value
+
+
+def _added_token(value: Any, special: bool | None) -> Any:
+    """A tokenizers.AddedToken from a string, an AddedToken dict or an AddedToken; ``special`` forces the flag
+    (None: keep it)."""
+    from tokenizers import AddedToken
+
+    if isinstance(value, AddedToken):
+        value = {k: getattr(value, k) for k in ("content", "single_word", "lstrip", "rstrip", "normalized", "special")}
+    if not isinstance(value, dict):
+        return AddedToken(str(value), special=bool(special), normalized=not special)
+    flags = {k: value[k] for k in ("single_word", "lstrip", "rstrip", "normalized") if value.get(k) is not None}
+    is_special = bool(value.get("special", False)) if special is None else special
+    flags.setdefault("normalized", not is_special)
+    return AddedToken(str(value["content"]), special=is_special, **flags)
+
+
+def _legacy_added_tokens(tokens: dict[str, Any], settings: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """added_tokens.json as an added_tokens_decoder: special if a special token names it, else normalized."""
+    special = {_token_content(settings.get(n)) for n in SPECIAL_TOKEN_NAMES}
+    extra = settings.get("additional_special_tokens") or settings.get("extra_special_tokens") or []
+    special.update(_token_content(t) for t in (extra.values() if isinstance(extra, dict) else extra))
+    decoder = {}
+    for content, index in tokens.items():
+        if not isinstance(index, int):
+            raise TokenizerError(f"{ADDED_TOKENS_FILE} maps {content!r} to {index!r}; it must map tokens to integer ids")
+        decoder[str(index)] = {"content": content, "special": content in special, "normalized": content not in special}
+    return decoder
 
 
 class BatchEncoding(dict):
@@ -116,17 +147,30 @@ class Tokenizer:
             if content is not None:
                 self.special_tokens[name] = content
         extra = kw.get("additional_special_tokens") or kw.get("extra_special_tokens") or []
+        if isinstance(extra, dict):  # transformers 5's model-specific form: {"image_token": "<image>", ...}
+            extra = list(extra.values())
         self.additional_special_tokens = [_token_content(t) for t in extra if _token_content(t)]
-        self._add_special_tokens_to_backend()
+        self._add_tokens_to_backend(extra)
 
-    def _add_special_tokens_to_backend(self) -> None:
-        """Make sure every special token is an added special token, so text like "[MASK]" is never split."""
-        from tokenizers import AddedToken
-
+    def _add_tokens_to_backend(self, extra: list[Any]) -> None:
+        """Register the added tokens the config lists and every special token with the backend, in transformers'
+        order (added_tokens_decoder by id, then named special tokens, then extra ones), so text like "[MASK]" is
+        never split and lstrip/rstrip/normalized flags written in the config apply."""
+        decoder = self.init_kwargs.get("added_tokens_decoder") or {}
+        try:
+            listed = [_added_token(decoder[k], special=None) for k in sorted(decoder, key=int)]
+        except (TypeError, ValueError, KeyError) as exc:
+            raise TokenizerError(f"added_tokens_decoder in tokenizer_config.json is malformed ({exc}); it maps ids to "
+                                 f"{{\"content\": ..., \"special\": ...}} objects") from None
+        named = [_added_token(self.init_kwargs[n], special=True) for n in self.special_tokens]
         known = {t.content for t in self._backend.get_added_tokens_decoder().values()}
-        missing = [t for t in [*self.special_tokens.values(), *self.additional_special_tokens] if t not in known]
-        if missing:
-            self._backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in missing])
+        missing = []
+        for token in [*listed, *named, *(_added_token(t, special=True) for t in extra if _token_content(t))]:
+            if token.content not in known:
+                known.add(token.content)
+                missing.append(token)
+        if missing:  # one call, so new tokens get consecutive ids exactly as transformers assigns them
+            self._backend.add_tokens(missing)
 
     # --- loading -----------------------------------------------------------------------------------------------------
 
@@ -136,28 +180,36 @@ class Tokenizer:
         repo: Any,
         *,
         build: Callable[[Any, dict[str, Any]], Any] | None = None,
+        adapt: Callable[[Any, dict[str, Any]], Any] | None = None,
         defaults: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Tokenizer:
         """Load from a RepoFiles: tokenizer.json when present, else ``build(repo, settings)`` from vocab files.
 
         ``defaults`` are the architecture's tokenizer settings (special tokens, lowercasing, ...), overridden by
-        tokenizer_config.json, then special_tokens_map.json, then ``kwargs``.
+        tokenizer_config.json, then special_tokens_map.json, then ``kwargs``. ``adapt(backend, given)`` may change a
+        loaded tokenizer.json to match the settings the files and the caller state explicitly (``given``: without
+        ``defaults``), as transformers does with BERT's do_lower_case; it returns the backend to use.
         """
         import tokenizers
 
-        settings: dict[str, Any] = dict(defaults or {})
+        given: dict[str, Any] = {}
         if repo.exists(TOKENIZER_CONFIG_FILE):
-            settings.update(read_json(repo.require(TOKENIZER_CONFIG_FILE)))
+            given.update(read_json(repo.require(TOKENIZER_CONFIG_FILE)))
         if repo.exists(SPECIAL_TOKENS_MAP_FILE):
-            settings.update({k: v for k, v in read_json(repo.require(SPECIAL_TOKENS_MAP_FILE)).items() if v is not None})
-        settings.update(kwargs)
+            given.update({k: v for k, v in read_json(repo.require(SPECIAL_TOKENS_MAP_FILE)).items() if v is not None})
+        given.update(kwargs)
+        if "added_tokens_decoder" not in given and repo.exists(ADDED_TOKENS_FILE):
+            given["added_tokens_decoder"] = _legacy_added_tokens(read_json(repo.require(ADDED_TOKENS_FILE)), given)
+        settings = {**(defaults or {}), **given}
         if repo.exists(TOKENIZER_FILE):
             path = repo.require(TOKENIZER_FILE)
             try:
                 backend = tokenizers.Tokenizer.from_file(str(path))
             except Exception as exc:
                 raise TokenizerError(f"{path} is not a valid tokenizers file ({exc}); re-download or re-save it") from None
+            if adapt is not None:
+                backend = adapt(backend, given)
         elif build is not None:
             backend = build(repo, settings)
         else:
@@ -280,28 +332,40 @@ class Tokenizer:
         self._check_text(text, "text", is_split_into_words)
         if text_pair is not None:
             self._check_text(text_pair, "text_pair", is_split_into_words)
-        batched = isinstance(text, (list, tuple)) and (not is_split_into_words or (len(text) > 0 and isinstance(text[0], (list, tuple))))
+        batched = _is_batch(text, is_split_into_words)
         texts = list(text) if batched else [text]
         if text_pair is not None:
+            if _is_batch(text_pair, is_split_into_words) != batched:
+                # without this, a string pair beside a batch would be split into characters, one per text
+                what = {True: "a batch", False: "one input"}
+                raise TokenizerError(f"text is {what[batched]} but text_pair is {what[not batched]}; pass both as "
+                                     f"one input, or both as lists of the same length")
             pairs = list(text_pair) if batched else [text_pair]
             if len(pairs) != len(texts):
                 raise TokenizerError(f"got {len(texts)} texts but {len(pairs)} text_pairs; pass one pair per text")
             inputs: list[Any] = list(zip(texts, pairs))
         else:
             inputs = texts
-        if padding not in _PADDING or truncation not in _TRUNCATION:
+        if not (_is_key(padding, _PADDING) and _is_key(truncation, _TRUNCATION)):
             raise TokenizerError(f"padding must be one of {list(_PADDING)} and truncation one of {list(_TRUNCATION)}; "
                                  f"got padding={padding!r}, truncation={truncation!r}")
         trunc = _TRUNCATION[truncation]
-        if truncation is None and max_length is not None:
-            trunc = "longest_first"  # transformers' behaviour: a max_length alone asks for truncation
         pad = _PADDING[padding]
+        if truncation is None and max_length is not None and not pad:
+            # transformers' behaviour: a max_length alone asks for truncation, but beside padding it only sets
+            # the padded length (padding="max_length") or is ignored (padding=True)
+            trunc = "longest_first"
         limit = max_length if max_length is not None else (self.model_max_length if self.model_max_length < VERY_LARGE_INTEGER else None)
         if pad == "max_length" and limit is None:
             raise TokenizerError("padding='max_length' needs max_length= (this tokenizer records no model_max_length)")
         if stride and not trunc:
             raise TokenizerError("stride only applies with truncation; pass truncation=True or 'only_second'")
+        if trunc and pad and pad_to_multiple_of and limit is not None and limit % pad_to_multiple_of:
+            raise TokenizerError(f"truncation to max_length={limit} and padding to a multiple of {pad_to_multiple_of} "
+                                 f"contradict each other; pick a max_length that is a multiple of {pad_to_multiple_of}")
         side = padding_side or self.padding_side
+        if side not in ("left", "right"):
+            raise TokenizerError(f"padding_side must be 'left' or 'right', got {side!r}")
 
         with self._lock:
             backend = self._backend
@@ -326,6 +390,14 @@ class Tokenizer:
                 encodings = backend.encode_batch(inputs, add_special_tokens=add_special_tokens, is_pretokenized=is_split_into_words)
             except Exception as exc:
                 raise TokenizerError(f"tokenizers failed to encode the input: {exc}") from None
+            except BaseException as exc:
+                # A Rust panic surfaces as pyo3's PanicException, a BaseException that `except Exception` in the
+                # caller would miss; it happens when a pair leaves a side no longer than the stride
+                if type(exc).__name__ != "PanicException":
+                    raise
+                raise TokenizerError(f"tokenizers cannot encode this input with max_length={limit} and "
+                                     f"stride={stride}: {str(exc).splitlines()[0]}; use a smaller stride or a larger "
+                                     f"max_length") from None
             finally:
                 backend.no_truncation()
                 backend.no_padding()
@@ -355,7 +427,8 @@ class Tokenizer:
         if return_overflowing_tokens:
             data["overflow_to_sample_mapping"] = mapping
         if not batched and not return_overflowing_tokens and return_tensors is None:
-            data = {k: v[0] for k, v in data.items()}
+            # transformers unwraps only the per-token lists: "length" of one text stays [n]
+            data = {k: v[0] if v and isinstance(v[0], list) else v for k, v in data.items()}
         if return_tensors is not None:
             data = {k: _to_tensor(k, v, return_tensors) for k, v in data.items()}
         return BatchEncoding(data, rows)
@@ -369,7 +442,7 @@ class Tokenizer:
     # --- decoding ----------------------------------------------------------------------------------------------------
 
     def decode(self, ids: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> str:
-        ids = _as_list(ids)
+        ids = [ids] if isinstance(ids, int) else _as_list(ids)
         if ids and isinstance(ids[0], list):
             raise TokenizerError("decode takes one sequence of ids; use batch_decode for a batch")
         text = self._backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
@@ -381,18 +454,25 @@ class Tokenizer:
         return text
 
     def batch_decode(self, sequences: Any, skip_special_tokens: bool = False, clean_up_tokenization_spaces: bool | None = None) -> list[str]:
-        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in _as_list(sequences)]
+        sequences = _as_list(sequences)
+        if sequences and not isinstance(sequences[0], (list, tuple)):  # one flat sequence, as transformers allows
+            sequences = [sequences]
+        return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces) for s in sequences]
 
     # --- saving ------------------------------------------------------------------------------------------------------
 
     def save_pretrained(self, folder: str | os.PathLike[str]) -> tuple[Path, ...]:
-        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json, readable by transformers."""
+        """Write tokenizer.json, tokenizer_config.json and special_tokens_map.json, readable by transformers.
+
+        Every file is serialised and written to a temporary name before any is renamed into place, so a failure
+        (an unserialisable setting, a full disk) leaves an existing folder as it was.
+        """
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         with self._lock:
             backend_json = self._backend.to_str(pretty=True)
         config = copy.deepcopy(self.init_kwargs)
-        for stale in ("tokenizer_file", "name_or_path", "vocab_file", "merges_file", "auto_map"):
+        # added_tokens_decoder: tokenizer.json holds the added tokens, a copy here could only go stale
+        for stale in ("tokenizer_file", "name_or_path", "vocab_file", "merges_file", "auto_map", "added_tokens_decoder"):
             config.pop(stale, None)
         config.update(self.special_tokens)
         config.update({
@@ -408,11 +488,16 @@ class Tokenizer:
         special_map = {**self.special_tokens}
         if self.additional_special_tokens:
             special_map["additional_special_tokens"] = list(self.additional_special_tokens)
-        return (
-            write_text_atomic(folder / TOKENIZER_FILE, backend_json),
-            write_text_atomic(folder / TOKENIZER_CONFIG_FILE, json.dumps(config, indent=2, ensure_ascii=False) + "\n"),
-            write_text_atomic(folder / SPECIAL_TOKENS_MAP_FILE, json.dumps(special_map, indent=2, ensure_ascii=False) + "\n"),
-        )
+        texts = {TOKENIZER_FILE: backend_json}
+        for name, data in ((TOKENIZER_CONFIG_FILE, config), (SPECIAL_TOKENS_MAP_FILE, special_map)):
+            try:
+                texts[name] = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+            except (TypeError, ValueError) as exc:
+                bad = sorted(k for k, v in data.items() if not _json_ok(v))
+                raise TokenizerError(f"cannot save {name}: the settings {bad} are not JSON ({exc}); "
+                                     f"remove them from tokenizer.init_kwargs") from None
+        folder.mkdir(parents=True, exist_ok=True)
+        return _write_files_atomic(folder, texts)
 
     def __repr__(self) -> str:
         return (f"Tokenizer(class={self.tokenizer_class}, vocab_size={self.vocab_size}, "
@@ -425,6 +510,46 @@ def clean_up_tokenization(text: str) -> str:
                           (" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")):
         text = text.replace(before, after)
     return text
+
+
+def _is_batch(text: Any, is_split_into_words: bool) -> bool:
+    """A list of texts is a batch; with ``is_split_into_words`` only a list of word lists is."""
+    if not isinstance(text, (list, tuple)):
+        return False
+    return not is_split_into_words or (len(text) > 0 and isinstance(text[0], (list, tuple)))
+
+
+def _json_ok(value: Any) -> bool:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _write_files_atomic(folder: Path, texts: dict[str, str]) -> tuple[Path, ...]:
+    """Write every file to a temporary name first, then rename them all: no file is replaced unless all were
+    written."""
+    tmps: dict[str, Path] = {}
+    try:
+        for name, text in texts.items():
+            tmp = folder / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            tmps[name] = tmp
+            tmp.write_text(text, encoding="utf-8")
+        for name, tmp in tmps.items():
+            os.replace(tmp, folder / name)
+    finally:
+        for tmp in tmps.values():
+            tmp.unlink(missing_ok=True)
+    return tuple(folder / name for name in texts)
+
+
+def _is_key(value: Any, table: dict[Any, Any]) -> bool:
+    """``value in table`` that answers False, not TypeError, for unhashable values such as lists."""
+    try:
+        return value in table
+    except TypeError:
+        return False
 
 
 def _as_list(ids: Any) -> list[Any]:

@@ -61,6 +61,32 @@ def build_wordpiece(repo: Any, settings: dict[str, Any]) -> Any:
     return backend
 
 
+#: tokenizer_config.json keys and the BertNormalizer fields they set.
+NORMALIZER_SETTINGS = {"do_lower_case": "lowercase", "strip_accents": "strip_accents",
+                       "tokenize_chinese_chars": "handle_chinese_chars"}
+
+
+def align_normalizer(backend: Any, given: dict[str, Any]) -> Any:
+    """Apply the lowercasing/accent/CJK settings that tokenizer_config.json or the caller state to a tokenizer.json.
+
+    transformers rebuilds BERT's normalizer from these settings even when tokenizer.json has one, so
+    ``from_pretrained(path, do_lower_case=False)`` or a config saying so wins over the file. Settings nobody wrote
+    down keep the file's normalizer (transformers would impose its class defaults there; the file is the better
+    record of how the model was trained).
+    """
+    from tokenizers import normalizers
+
+    stated = {field: given[key] for key, field in NORMALIZER_SETTINGS.items() if key in given}
+    current = backend.normalizer
+    if not stated or type(current).__name__ != "BertNormalizer":
+        return backend
+    fields = {field: getattr(current, field) for field in ("clean_text", *NORMALIZER_SETTINGS.values())}
+    if all(fields[field] == value for field, value in stated.items()):
+        return backend
+    backend.normalizer = normalizers.BertNormalizer(**{**fields, **stated})
+    return backend
+
+
 def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
     """The tokenizer factory the BERT plugin registers."""
-    return Tokenizer.from_repo(repo, build=build_wordpiece, defaults=DEFAULTS, **kwargs)
+    return Tokenizer.from_repo(repo, build=build_wordpiece, adapt=align_normalizer, defaults=DEFAULTS, **kwargs)
