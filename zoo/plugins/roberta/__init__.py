@@ -1,0 +1,32 @@
+"""RoBERTa plugin: registers model_type ``roberta`` (hookimpls only; no torch, no model code at import).
+
+distilroberta-base is model_type ``roberta`` too (6 layers), so it loads through this plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from zoo.registry import Architecture, hookimpl
+
+_M = "zoo.plugins.roberta.modeling"
+
+
+@hookimpl
+def register_architectures(register: Callable[[Architecture], None]) -> None:
+    register(
+        Architecture(
+            model_type="roberta",
+            config="zoo.plugins.roberta.config:RobertaConfig",
+            models={
+                "base": f"{_M}:RobertaModel",
+                "masked-lm": f"{_M}:RobertaForMaskedLM",
+                "sequence-classification": f"{_M}:RobertaForSequenceClassification",
+                "token-classification": f"{_M}:RobertaForTokenClassification",
+                "question-answering": f"{_M}:RobertaForQuestionAnswering",
+            },
+            tokenizer="zoo.plugins.roberta.tokenization:from_files",
+            tokenizer_files=("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
+                             "special_tokens_map.json", "added_tokens.json"),
+        )
+    )
