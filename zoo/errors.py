@@ -67,6 +67,14 @@ class TokenizerError(ZooError, ValueError):
     """Tokenizer files are missing or inconsistent, or the tokenizer got input it cannot encode."""
 
 
+class ImageError(ZooError, ValueError):
+    """An image file cannot be read, or an image has a shape, range or channel count the processor cannot handle."""
+
+
+class MissingDependencyError(ZooError, ImportError):
+    """An optional dependency is not installed; the message names the extra that provides it."""
+
+
 # --- hub ------------------------------------------------------------------------------------------------------------
 
 

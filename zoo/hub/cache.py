@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-_REPO_PART_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+_REPO_ID_RE = re.compile(r"^(\b[\w\-.]+\b/)?\b[\w\-.]{1,96}\b$")  # huggingface_hub's REPO_ID_REGEX
 CACHEDIR_TAG = (
     "Signature: 8a477f597d28d172789f06886806bc55\n"
     "# This file is a cache directory tag created by huggingface_hub.\n"
@@ -49,11 +49,8 @@ TREE_FORMAT_VERSION = 1
 
 def validate_repo_id(repo_id: str) -> str:
     """``name`` or ``org/name``, with the characters the Hub allows ('--' and '..' are reserved)."""
-    parts = repo_id.split("/")
     if (
-        not 1 <= len(parts) <= 2
-        or len(repo_id) > 96
-        or not all(_REPO_PART_RE.match(p) for p in parts)
+        not _REPO_ID_RE.match(repo_id)
         or "--" in repo_id
         or ".." in repo_id
         or repo_id.endswith(".git")
@@ -275,6 +272,9 @@ class RepoCache:
                 pass
 
     # file lists (huggingface_hub's trees/<commit>.json, format_version 1)
+
+    def has_tree(self, commit: str) -> bool:
+        return (self.folder / "trees" / f"{validate_revision(commit)}.json").is_file()
 
     def read_tree(self, commit: str) -> dict[str, RemoteFile] | None:
         path = self.folder / "trees" / f"{validate_revision(commit)}.json"

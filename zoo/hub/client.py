@@ -20,6 +20,7 @@ from __future__ import annotations
 import http.client
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -92,15 +93,18 @@ def set_session(session: requests.Session | None) -> None:
 
 @dataclass
 class Subject:
-    """What a request was about, for error messages: repo, revision, file, and the endpoint asked."""
+    """What a request was about, for error messages: repo, revision (and its commit), file, and the endpoint asked."""
 
     endpoint: str
     repo_id: str
     revision: str
     filename: str | None = None
+    commit: str | None = None
 
     def describe(self) -> str:
         where = f"'{self.repo_id}' at revision '{self.revision}'"
+        if self.commit and self.commit != self.revision:
+            where += f" (commit {self.commit[:12]})"
         return f"'{self.filename}' of {where}" if self.filename else where
 
 
@@ -154,8 +158,9 @@ def hub_error(subject: Subject, response: requests.Response | None = None, exc: 
     what = subject.describe()
     if response is None:
         host = urlsplit(subject.endpoint).netloc
+        reason = re.sub(r"\?[^\s'\")]*", "?...", str(exc))  # signed CDN URLs stay out of messages
         error: HubError = HubUnavailableError(
-            f"Could not reach the Hub at {host} for {what} ({type(exc).__name__}: {exc}) after {attempts} "
+            f"Could not reach the Hub at {host} for {what} ({type(exc).__name__}: {reason}) after {attempts} "
             f"attempt(s); check the network, or set HF_HUB_OFFLINE=1 to use only files already in the cache"
         )
     else:
@@ -327,7 +332,7 @@ def fetch_file_metadata(subject: Subject, *, token: str | None, timeout: float) 
     """``HEAD .../resolve/...``: the commit, etag, size and download location of one file (for servers whose
     revision listing lacks blob ids)."""
     assert subject.filename is not None
-    url = resolve_url(subject.endpoint, subject.repo_id, subject.revision, subject.filename)
+    url = resolve_url(subject.endpoint, subject.repo_id, subject.commit or subject.revision, subject.filename)
     reply = request("HEAD", url, subject, token=token, timeout=timeout, headers={"Accept-Encoding": "identity"},
                     follow_offsite=False)
     h = reply.hub_headers

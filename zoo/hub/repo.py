@@ -73,10 +73,10 @@ class HubRepo:
     def snapshot_folder(self) -> Path:
         return self.cache.snapshot_dir(self.commit)
 
-    def _subject(self, filename: str | None = None, revision: str | None = None):
+    def _subject(self, filename: str | None = None, commit: str | None = None):
         from zoo.hub.client import Subject
 
-        return Subject(self.endpoint, self.repo_id, revision or self.revision, filename)
+        return Subject(self.endpoint, self.repo_id, self.revision, filename, commit)
 
     def _token(self) -> str | None:
         return settings.token(self._token_arg)
@@ -103,6 +103,7 @@ class HubRepo:
                 memo = _lookups.get(key)
             if memo is not None and time.monotonic() - memo[0] < LOOKUP_TTL_S:
                 if memo[1] is not None:
+                    self._record(memo[1], tree_known=True)  # this cache_dir may not have seen the lookup yet
                     return memo[1]
                 self._from_cache_only = True  # the Hub was unreachable moments ago: do not wait for it again
                 return self._from_cache(None)
@@ -111,9 +112,10 @@ class HubRepo:
         cached_commit = self.cache.read_ref(self.revision)
         has_cached = cached_commit is not None and self.cache.snapshot_dir(cached_commit).is_dir()
         try:
-            # With a cached copy to fall back on, fail fast; without one, retry as hard as for a download.
+            # With a cached copy to fall back on, fail fast (as huggingface_hub does); without one, retry as hard
+            # as for a download.
             info = client.fetch_revision(self._subject(), token=self._token(), timeout=settings.metadata_timeout(),
-                                         retries=1 if has_cached else client.MAX_RETRIES)
+                                         retries=0 if has_cached else client.MAX_RETRIES)
         except HubUnavailableError as exc:
             if not has_cached:
                 raise
@@ -122,12 +124,16 @@ class HubRepo:
             self._from_cache_only = True
             logger.warning("%s; using the cached snapshot %s of %s", exc, cached_commit, self.repo_id)
             return self._from_cache(exc)
-        self.cache.write_ref(self.revision, info.commit)
-        if info.files is not None:
-            self.cache.write_tree(info.commit, info.files)
+        self._record(info)
         with _lookups_lock:
             _lookups[key] = (time.monotonic(), info)
         return info
+
+    def _record(self, info: RevisionInfo, tree_known: bool = False) -> None:
+        """Write what a lookup taught into the cache: the ref, and the commit's file list (for offline use)."""
+        self.cache.write_ref(self.revision, info.commit)
+        if info.files is not None and not (tree_known and self.cache.has_tree(info.commit)):
+            self.cache.write_tree(info.commit, info.files)
 
     def _from_cache(self, cause: BaseException | None) -> RevisionInfo:
         """The revision as the cache knows it, with no request."""
@@ -237,7 +243,6 @@ class HubRepo:
             self.cache.mark_missing(info.commit, filename)
             raise
         self._forced.add(filename)
-        self.cache.write_ref(self.revision, info.commit)
         return self.cache.link(info.commit, filename, etag)
 
     def snapshot(self, allow_patterns: str | Iterable[str] | None = None,
@@ -275,8 +280,11 @@ class HubRepo:
             bar = tqdm(total=total, desc=f"{self.repo_id} ({len(todo)} files)", unit="B", unit_scale=True,
                        unit_divisor=1024)
         lock = threading.Lock()
+        cancel = threading.Event()
 
         def on_bytes(n: int) -> None:
+            if cancel.is_set():  # another file failed or the user interrupted: stop, keep the .incomplete to resume
+                raise _Cancelled()
             if bar is not None:
                 with lock:
                     bar.update(n)
@@ -290,11 +298,19 @@ class HubRepo:
             todo = sorted(todo, key=lambda e: -(e.size or 0))
             with ThreadPoolExecutor(max_workers=min(max_workers, len(todo)), thread_name_prefix="zoo-hub") as pool:
                 futures = [pool.submit(self._download, info, e.path, on_bytes) for e in todo]
-                for future in futures:
-                    future.result()
+                try:
+                    for future in futures:
+                        future.result()
+                except BaseException:
+                    cancel.set()
+                    raise
         finally:
             if bar is not None:
                 bar.close()
+
+
+class _Cancelled(Exception):
+    """Raised inside a download thread to stop it when the snapshot it belongs to has failed."""
 
 
 def filter_paths(paths: Iterable[str], allow_patterns: str | Iterable[str] | None,

@@ -8,7 +8,8 @@ changes ``os.environ`` sees the change. The variables are huggingface_hub's own 
 ``ZOO_ENDPOINT`` / ``HF_ENDPOINT``  Hub URL, first one set wins; default https://huggingface.co
 ``ZOO_CACHE``                   cache folder, above ``HF_HUB_CACHE`` > ``HUGGINGFACE_HUB_CACHE`` > ``$HF_HOME/hub``
 ``HF_HOME``                     default ``$XDG_CACHE_HOME/huggingface`` or ``~/.cache/huggingface``
-``HF_TOKEN``                    token; else the file ``HF_TOKEN_PATH`` or ``$HF_HOME/token`` (``hf auth login``)
+``HF_TOKEN``                    token; else the file ``HF_TOKEN_PATH`` or ``$HF_HOME/token`` (``hf auth login``);
+                                ``HF_HUB_DISABLE_IMPLICIT_TOKEN=1``: only when passed explicitly
 ``ZOO_OFFLINE`` / ``HF_HUB_OFFLINE``  ``1``: no network at all, answer from the cache
 ``HF_HUB_DISABLE_PROGRESS_BARS``  ``1``: no tqdm bars (they are also off when stderr is not a terminal)
 ``HF_HUB_ETAG_TIMEOUT`` / ``HF_HUB_DOWNLOAD_TIMEOUT``  seconds to wait for metadata / download data (10)
@@ -63,12 +64,15 @@ def offline(local_files_only: bool = False) -> bool:
 def token(explicit: str | bool | None = None) -> str | None:
     """The token to send: the argument, else ``HF_TOKEN``, else the token file huggingface_hub writes.
 
-    ``token=False`` sends none. The value is never logged.
+    ``token=False`` sends none; ``HF_HUB_DISABLE_IMPLICIT_TOKEN=1`` sends one only when asked (a string, or
+    ``token=True`` for the saved one). The value is never logged.
     """
     if explicit is False:
         return None
     if isinstance(explicit, str) and explicit.strip():
         return explicit.strip()
+    if explicit is None and _is_true("HF_HUB_DISABLE_IMPLICIT_TOKEN"):
+        return None
     for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"):
         value = os.environ.get(name, "").strip()
         if value:

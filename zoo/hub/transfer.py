@@ -61,6 +61,8 @@ def download_to_blob(cache: RepoCache, etag: str, url: str, subject: client.Subj
             if problem is None:
                 break
             incomplete.unlink(missing_ok=True)
+            if on_bytes:
+                on_bytes(-written)  # the overall progress bar counts the bytes again
             if fresh_start:
                 raise CorruptDownloadError(
                     f"Downloaded {subject.describe()} ({_safe(url)}), but {problem}; nothing was written to the "
@@ -112,23 +114,30 @@ def _fetch(incomplete: Path, url: str, subject: client.Subject, *, token: str | 
                     break  # nothing past `start`: the partial file is whole (or too long, which _check reports)
                 response = reply.response
                 try:
-                    if start and response.status_code != 206:
-                        # The server ignored the Range header and sent everything: start over.
-                        out.seek(0)
-                        out.truncate()
-                        if on_bytes:
-                            on_bytes(-start)
-                        if bar is not None:
-                            bar.reset(total=size)
-                        start, hasher = 0, new_hasher()
+                    if start:
+                        whole = response.status_code != 206  # the server ignored the Range header
+                        if whole or not response.headers.get("Content-Range", "").startswith(f"bytes {start}-"):
+                            out.seek(0)
+                            out.truncate()
+                            if on_bytes:
+                                on_bytes(-start)
+                            if bar is not None:
+                                bar.reset(total=size)
+                            start, hasher = 0, new_hasher()
+                            if not whole:
+                                continue  # a range we did not ask for: ask again for everything
                     if size is None:
-                        announced = reply.hub_headers.get("X-Linked-Size") or response.headers.get("Content-Length")
-                        size = int(announced) + start if announced and announced.isdigit() else None
+                        linked, length = reply.hub_headers.get("X-Linked-Size"), response.headers.get("Content-Length")
+                        if linked and linked.isdigit():
+                            size = int(linked)
+                        elif length and length.isdigit() and not response.headers.get("Content-Encoding"):
+                            size = int(length) + start
                         if bar is None:
                             bar = _progress_bar(subject.filename or incomplete.name, size, start)
-                    raw = response.raw
+                    # read1: whatever has arrived, so bytes received before a cut are kept for the resume
+                    read = getattr(response.raw, "read1", None) or response.raw.read
                     while True:
-                        chunk = raw.read(CHUNK_BYTES, decode_content=True)
+                        chunk = read(CHUNK_BYTES, decode_content=True)
                         if not chunk:
                             break
                         out.write(chunk)
