@@ -116,6 +116,12 @@ class Config:
 
     # --- dict / JSON -------------------------------------------------------------------------------------------------
 
+    def set_extra(self, key: str, value: Any) -> None:
+        """Set a key the class does not declare (``dtype``, say) so that it is written to config.json too."""
+        setattr(self, key, value)
+        if key not in self.fields() and key not in self._extra_keys:
+            self._extra_keys.append(key)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], **overrides: Any) -> Config:
         data = {**data, **overrides}

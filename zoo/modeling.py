@@ -19,6 +19,8 @@ import logging
 import os
 import pickle
 import re
+import struct
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -113,6 +115,9 @@ def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start: torch
 # --- building without allocation ---------------------------------------------------------------------------------------
 
 _skip_init = False
+#: torch.nn.init functions that modules' reset_parameters call; made no-ops on meta tensors by meta_parameters().
+_INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
+                   "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
 
 
 @contextlib.contextmanager
@@ -122,6 +127,10 @@ def meta_parameters() -> Iterator[None]:
     Patching ``register_parameter`` (as accelerate's ``init_empty_weights`` does) rather than using
     ``torch.device("meta")`` keeps computed buffers usable, and module-level ``reset_parameters`` calls run on meta
     tensors, so building a model costs neither memory nor random init.
+
+    The ``torch.nn.init`` functions return meta tensors untouched (as transformers' ``no_init_weights`` does): they
+    would be no-ops anyway, and ``normal_`` on a meta tensor goes through a torch._refs decomposition that imports
+    torch._dynamo (and sympy), about 2 s and 70 MB on the first load of a process.
     """
     global _skip_init
     original = nn.Module.register_parameter
@@ -131,12 +140,22 @@ def meta_parameters() -> Iterator[None]:
             param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
         original(module, name, param)
 
+    def skip_meta(init: Any) -> Any:
+        def init_unless_meta(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
+            return tensor if tensor.is_meta else init(tensor, *args, **kwargs)
+        return init_unless_meta
+
+    inits = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS if hasattr(nn.init, name)}
     nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
+    for name, init in inits.items():
+        setattr(nn.init, name, skip_meta(init))
     previous, _skip_init = _skip_init, True
     try:
         yield
     finally:
         nn.Module.register_parameter = original  # type: ignore[method-assign]
+        for name, init in inits.items():
+            setattr(nn.init, name, init)
         _skip_init = previous
 
 
@@ -302,6 +321,8 @@ class PreTrainedModel(nn.Module):
         loaded: set[str] = set()
         unexpected: list[str] = []
         mismatched: list[str] = []
+        mismatched_keys: set[str] = set()
+        modules = dict(self.named_modules(remove_duplicate=False))  # one walk, not a get_submodule per key
         for path in files:
             for ckpt_key, read in _iter_checkpoint(path, device):
                 key = self._checkpoint_key_to_ours(ckpt_key, expected)
@@ -314,20 +335,24 @@ class PreTrainedModel(nn.Module):
                 if tensor.shape != target.shape:
                     if ignore_mismatched_sizes:
                         mismatched.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(target.shape)}")
+                        mismatched_keys.add(key)
                         continue
                     raise ShapeMismatchError(
                         f"{path.name}: tensor '{ckpt_key}' has shape {tuple(tensor.shape)} but the model's "
                         f"'{key}' has shape {tuple(target.shape)}; check that config.json matches the weights, "
                         f"or pass ignore_mismatched_sizes=True to re-initialise that layer"
                     )
-                if tensor.is_floating_point() and target.is_floating_point():
+                if tensor.dtype != dtype and tensor.is_floating_point() and target.is_floating_point():
                     tensor = tensor.to(dtype=dtype)
-                self._assign(key, tensor.to(device))
+                if tensor.device != device:
+                    tensor = tensor.to(device)
+                self._assign(key, tensor, modules)
                 loaded.add(key)
         missing = [k for k in expected if k not in loaded]
         self._initialise_missing(missing, dtype, device)
         self.tie_weights()
-        reported_missing = [k for k in missing if not any(re.search(p, k) for p in self.ignore_missing)]
+        # a mismatched tensor was in the checkpoint: it gets its own warning, not the missing one
+        reported_missing = [k for k in missing if k not in mismatched_keys and not any(re.search(p, k) for p in self.ignore_missing)]
         name = type(self).__name__
         if reported_missing:
             logger.warning(
@@ -342,9 +367,9 @@ class PreTrainedModel(nn.Module):
             logger.warning("Some weights of %s had other shapes and were re-initialised: %s", name, "; ".join(mismatched))
         return {"missing_keys": reported_missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched}
 
-    def _assign(self, key: str, tensor: torch.Tensor) -> None:
+    def _assign(self, key: str, tensor: torch.Tensor, modules: dict[str, nn.Module] | None = None) -> None:
         owner_name, _, name = key.rpartition(".")
-        owner = self.get_submodule(owner_name)
+        owner = modules[owner_name] if modules is not None else self.get_submodule(owner_name)
         if name in owner._parameters:
             old = owner._parameters[name]
             owner._parameters[name] = nn.Parameter(tensor, requires_grad=old.requires_grad if old is not None else True)
@@ -359,12 +384,21 @@ class PreTrainedModel(nn.Module):
             by_module.setdefault(owner, []).append(name)
         for owner_name, names in by_module.items():
             owner = self.get_submodule(owner_name)
+            # Buffers are built for real (only parameters go to the meta device) and hold what their module gave
+            # them (BatchNorm's running statistics, its batch counter): a missing one keeps that value.
+            kept = [n for n in names if n in owner._buffers and owner._buffers[n] is not None and not owner._buffers[n].is_meta]
+            for name in kept:
+                buf = owner._buffers[name]
+                owner._buffers[name] = buf.to(device=device, dtype=dtype if buf.is_floating_point() else buf.dtype)
+            names = [n for n in names if n not in kept]
             for name in names:
                 old = owner._parameters.get(name) if name in owner._parameters else owner._buffers.get(name)
                 assert old is not None, f"state_dict listed {owner_name}.{name} but the module has no such tensor"
                 new = torch.empty(old.shape, dtype=dtype if old.is_floating_point() else old.dtype, device=device)
                 self._assign(f"{owner_name}.{name}" if owner_name else name, new)
-            direct = list(owner._parameters) + list(owner._buffers)
+            if not names:
+                continue
+            direct = [n for n in list(owner._parameters) + list(owner._buffers) if n not in kept]
             if set(names) >= {n for n in direct if getattr(owner, n) is not None}:
                 with torch.no_grad():
                     self._init_weights(owner)
@@ -408,6 +442,11 @@ class PreTrainedModel(nn.Module):
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]
+        # As transformers does: the config records the weights' dtype, so dtype="auto" loads them as saved.
+        dtype_name = str(self.dtype).removeprefix("torch.")
+        self.config.set_extra("dtype", dtype_name)
+        if getattr(self.config, "torch_dtype", None) is not None:  # transformers' older name, from an older file
+            self.config.set_extra("torch_dtype", dtype_name)
         state = self.checkpoint_state_dict()
         limit = parse_size(max_shard_size)
         shards: list[dict[str, torch.Tensor]] = [{}]
@@ -487,8 +526,12 @@ def _iter_checkpoint(path: Path, device: torch.device) -> Iterator[tuple[str, An
             raise WeightsError(f"{path} is not a readable safetensors file ({exc}); it is truncated or corrupt: "
                                f"delete it and download or save it again") from None
         with handle as f:
+            views = _safetensors_views(path) if device.type == "cpu" else {}
             for key in f.keys():
                 def read(key: str = key) -> torch.Tensor:
+                    view = views.get(key)
+                    if view is not None:
+                        return view()
                     try:
                         return f.get_tensor(key)
                     except Exception as exc:
@@ -503,6 +546,51 @@ def _iter_checkpoint(path: Path, device: torch.device) -> Iterator[tuple[str, An
         yield key, (lambda tensor=tensor: tensor)
 
 
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
+    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
+}
+
+
+def _safetensors_views(path: Path) -> dict[str, Any]:
+    """``{key: make_tensor}`` over one copy-on-write mmap of the whole file, for the tensors it can serve.
+
+    ``safe_open(...).get_tensor`` maps the same file but slices a storage per tensor, which costs about 25 us a key
+    (5 ms of a bert-base load). Here the file is mapped once (``shared=False``: writes to a parameter never reach
+    the file) and each tensor is a view at its offset. The file has already been validated by ``safe_open``; a
+    dtype not in the table, an offset not aligned to its element size or a big-endian host fall back to
+    ``get_tensor`` (an empty dict).
+    """
+    if sys.byteorder != "little":
+        return {}
+    try:
+        with open(path, "rb") as f:
+            (header_len,) = struct.unpack("<Q", f.read(8))
+            header = json.loads(f.read(header_len))
+        size = path.stat().st_size
+        storage = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=size)
+    except (OSError, ValueError, RuntimeError, struct.error):
+        return {}
+    base = 8 + header_len
+    views: dict[str, Any] = {}
+    for key, entry in header.items():
+        if key == "__metadata__" or not isinstance(entry, dict):
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
+        offsets, shape = entry.get("data_offsets"), entry.get("shape")
+        if dtype is None or not isinstance(offsets, list) or not isinstance(shape, list):
+            continue
+        start = base + offsets[0]
+        if start % dtype.itemsize or base + offsets[1] > size:
+            continue
+
+        def make(dtype: torch.dtype = dtype, offset: int = start // dtype.itemsize, shape: list[int] = shape) -> torch.Tensor:
+            return torch.empty(0, dtype=dtype).set_(storage, offset, shape)
+
+        views[key] = make
+    return views
+
+
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:
     try:
         try:
@@ -512,8 +600,11 @@ def _torch_load(path: Path) -> dict[str, torch.Tensor]:
                 raise
             state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
     except pickle.UnpicklingError as exc:
+        # torch's message opens with advice on loading unsafely; name only what the file asked to unpickle
+        found = re.search(r"Unsupported (?:global: GLOBAL|operand) \S+", str(exc))
         raise WeightsError(f"{path} holds objects other than tensors, and zoo never unpickles arbitrary objects "
-                           f"({str(exc).splitlines()[0]}); convert it to safetensors with a tool you trust") from None
+                           f"({found.group(0) if found else 'weights-only unpickling refused it'}); convert it to "
+                           f"safetensors with a tool you trust") from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise WeightsError(f"{path} cannot be read as a PyTorch checkpoint ({exc}); it is truncated or corrupt") from None
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):

@@ -286,16 +286,20 @@ class BertPredictionHeadTransform(nn.Module):
 
 
 class BertLMPredictionHead(nn.Module):
-    """Transform, then project onto the vocabulary with the (tied) word embeddings plus an output-only bias."""
+    """Transform, then project onto the vocabulary with the (tied) word embeddings plus an output-only bias.
+
+    As in transformers, ``decoder.bias`` is tied to ``bias`` only while ``config.tie_word_embeddings``; an untied
+    checkpoint carries both and the decoder's is the one used.
+    """
 
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.transform = BertPredictionHeadTransform(config)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return F.linear(self.transform(h), self.decoder.weight, self.bias)  # (B, T, V)
+        return self.decoder(self.transform(h))  # (B, T, V)
 
 
 class BertOnlyMLMHead(nn.Module):
@@ -318,9 +322,8 @@ class BertPreTrainingHeads(nn.Module):
 
 
 class _BertMLMBase(BertPreTrainedModel):
-    tied_weights = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight"}
-    # transformers' decoder carries a bias tied to cls.predictions.bias; ours reads that one directly.
-    ignore_unexpected = BertPreTrainedModel.ignore_unexpected + (r"cls\.predictions\.decoder\.bias$",)
+    tied_weights = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
+                    "cls.predictions.decoder.bias": "cls.predictions.bias"}
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
