@@ -26,7 +26,7 @@ _LAZY: dict[str, str] = {
 for _name in (
     "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM", "AutoModelWithLMHead",
     "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
-    "AutoModelForQuestionAnswering", "AutoModelForImageClassification",
+    "AutoModelForQuestionAnswering", "AutoModelForImageClassification", "AutoImageProcessor",
 ):
     _LAZY[_name] = "zoo.auto"
 
@@ -49,7 +49,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs only
     from zoo import errors, hub
-    from zoo.auto import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForImageClassification,
+    from zoo.auto import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForCausalLM, AutoModelForImageClassification,
                           AutoModelForMaskedLM, AutoModelForPreTraining, AutoModelForQuestionAnswering,
                           AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoModelWithLMHead,
                           AutoTokenizer)

@@ -17,7 +17,7 @@ from zoo.registry import Architecture, get_registry
 __all__ = [
     "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM", "AutoModelWithLMHead",
     "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
-    "AutoModelForQuestionAnswering", "AutoModelForImageClassification",
+    "AutoModelForQuestionAnswering", "AutoModelForImageClassification", "AutoImageProcessor",
 ]
 
 _MODEL_OPTIONS = ("dtype", "device", "ignore_mismatched_sizes", "output_loading_info")
@@ -73,6 +73,38 @@ class AutoTokenizer:
             if arch.tokenizer is not None:
                 return resolve_import(arch.tokenizer)(repo, arch.config_class().from_dict(data), **kwargs)
         return Tokenizer.from_repo(repo, **kwargs)  # a bare tokenizer.json needs no architecture
+
+
+class AutoImageProcessor:
+    """``AutoImageProcessor.from_pretrained(identifier)`` -> the architecture's image processor (zoo.image_processing)."""
+
+    def __init__(self) -> None:
+        raise TypeError("AutoImageProcessor is not instantiated; use AutoImageProcessor.from_pretrained(...) or .from_config(...)")
+
+    @classmethod
+    def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
+        """Read preprocessor_config.json through the factory the architecture registers (the generic
+        ImageProcessor for a folder without config.json); keyword arguments override its fields."""
+        from zoo.image_processing import from_files
+        from zoo.registry import resolve_import
+
+        repo = repo_files(identifier, **split_hub_kwargs(kwargs))
+        if repo.exists(CONFIG_NAME):
+            arch, data = architecture_of(repo)
+            if arch.image_processor is not None:
+                return resolve_import(arch.image_processor)(repo, arch.config_class().from_dict(data), **kwargs)
+        return from_files(repo, **kwargs)
+
+    @classmethod
+    def from_config(cls, config: Config, **kwargs: Any) -> Any:
+        """The architecture's default image processor for ``config`` (no files read)."""
+        from zoo.image_processing import ImageProcessor
+        from zoo.registry import resolve_import
+
+        arch = get_registry().architecture(config.model_type)
+        if arch.image_processor is None:
+            return ImageProcessor(**kwargs)
+        return resolve_import(arch.image_processor)(None, config, **kwargs)
 
 
 class _AutoModel:
