@@ -1,4 +1,5 @@
-"""The ``zoo`` command: similarity search (the main job), plugins, and the hub's download/cache verbs.
+"""The ``zoo`` command: similarity search (the main job), ``run`` (any pipeline task over inputs, JSON lines out),
+plugins, and the hub's download/cache verbs.
 
 Each verb is a small function over the library's public API; errors from zoo are printed as one line on stderr
 with exit status 1, never as a traceback.
@@ -10,7 +11,8 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 from zoo.errors import ZooError
 
@@ -94,6 +96,90 @@ def _plugins(args: argparse.Namespace) -> int:
     return 0
 
 
+def _jsonable(value: Any) -> Any:
+    """Pipeline results as JSON: tensors and arrays become (nested) lists, numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "tolist"):  # torch.Tensor, numpy arrays and numpy scalars
+        return value.tolist()
+    return value
+
+
+def _run_inputs(args: argparse.Namespace) -> Iterator[Any]:
+    """Inputs from the arguments, else --file or stdin, one a line; a line holding a JSON object is that object
+    (question-answering reads {"question": ..., "context": ...})."""
+    if args.inputs:
+        lines: Iterable[str] = args.inputs
+    elif args.file and args.file != "-":
+        lines = _read_lines(args.file)
+    else:
+        lines = (line.rstrip("\r\n") for line in sys.stdin)
+    for line in lines:
+        if not args.inputs and not line.strip():
+            continue  # blank lines of a file or stdin separate nothing
+        if line.lstrip().startswith("{"):
+            try:
+                yield json.loads(line)
+                continue
+            except json.JSONDecodeError:
+                pass
+        yield line
+
+
+def _read_lines(path: str) -> Iterator[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                yield line.rstrip("\r\n")
+    except OSError as exc:
+        raise ZooError(f"cannot read inputs from {path}: {exc.strerror or exc}") from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    """Run a pipeline task over inputs and write one JSON line per input, in input order."""
+    from zoo.pipelines import pipeline
+
+    options: dict[str, Any] = {}
+    for item in args.option:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ZooError(f"--option takes key=value (a JSON value, or plain text), got {item!r}")
+        try:
+            options[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            options[key] = raw
+    runner = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size,
+                      progress=False if args.no_progress else None)
+    if options.get("stream"):  # text-generation: plain text as it is generated, one line per prompt
+        for prompt in _run_inputs(args):
+            for chunk in runner(prompt, **options):
+                print(chunk, end="", flush=True)
+            print(flush=True)
+        return 0
+    results = runner(_run_inputs(args), **options)
+    for result in results:
+        print(json.dumps(_jsonable(result), ensure_ascii=False), flush=True)
+    return 0
+
+
+class _IntermixedParser(argparse.ArgumentParser):
+    """A sub-parser that lets positionals follow options (``zoo run TASK --model M "text" ...``), which plain
+    argparse refuses once a ``nargs="*"`` positional has matched nothing before the first option."""
+
+    _inside = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        if self._inside:  # parse_known_intermixed_args calls back into parse_known_args
+            return super().parse_known_args(args, namespace)
+        self._inside = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._inside = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zoo", description="Model zoo and Hugging Face Hub client for PyTorch.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -110,6 +196,23 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default cpu)")
     sim.add_argument("--json", action="store_true", help="print JSON lines")
     sim.set_defaults(func=_similarity)
+
+    run = sub.add_parser("run", help="run a pipeline task over inputs, writing JSON lines",
+                         description="Run TASK (text-classification, ner, fill-mask, question-answering, "
+                                     "feature-extraction, text-generation, or a plugin's task) over the INPUTs, or "
+                                     "over the lines of --file or stdin, and write one JSON line per input.")
+    run.__class__ = _IntermixedParser
+    run.add_argument("task", help="pipeline task or alias (see `zoo plugins`)")
+    run.add_argument("inputs", nargs="*", metavar="INPUT", help="inputs (default: one per line from --file or stdin); "
+                     "a JSON object is passed as a dict, e.g. {\"question\": ..., \"context\": ...}")
+    run.add_argument("--model", help="model folder or Hub repo id, optionally pinned as repo@sha (default: the task's)")
+    run.add_argument("--file", help="read inputs from this file, one a line ('-' for stdin)")
+    run.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                     help="a task option, the value read as JSON when it parses (top_k=3, pooling=\"mean\"); repeatable")
+    run.add_argument("--batch-size", type=int, default=None)
+    run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or auto (default cpu)")
+    run.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    run.set_defaults(func=_run)
 
     plugins = sub.add_parser("plugins", help="list loaded plugins and what they register")
     plugins.add_argument("--json", action="store_true")

@@ -37,7 +37,7 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
     Hub options (``revision``, ``token``, ``cache_dir``, ``local_files_only``) go to the hub client; other keyword
     arguments become the task's default call options (``top_k=3``, ``aggregation_strategy="simple"``, ...).
     """
-    from zoo.errors import OfflineModeError
+    from zoo.errors import HubUnavailableError, OfflineModeError, PipelineError
     from zoo.registry import get_registry
 
     spec = get_registry().task(task)
@@ -45,7 +45,7 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
     hub_kwargs = {k: kwargs.pop(k) for k in _HUB_OPTIONS if k in kwargs}
     if model is None:
         if spec.default_model is None:
-            raise ValueError(f"task '{spec.name}' has no default model; pass model=")
+            raise PipelineError(f"task '{spec.name}' has no default model; pass model= (a folder or Hub repo id)")
         model = spec.default_model
         if spec.name not in _announced:
             logger.warning("No model was given for task '%s'; using its default %s", spec.name, model)
@@ -54,10 +54,11 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
         hub_kwargs.setdefault("revision", revision)
         try:
             model, loaded_tokenizer = cls.load_parts(repo, **hub_kwargs)
-        except OfflineModeError as exc:
-            raise OfflineModeError(f"the default model of task '{spec.name}' is {model}, which is not in the cache "
-                                   f"and cannot be fetched now ({exc}); fetch it with `zoo download {repo} --revision "
-                                   f"{hub_kwargs['revision']}` on a machine with network, or pass model=") from None
+        except (OfflineModeError, HubUnavailableError) as exc:
+            why = "offline mode is on" if isinstance(exc, OfflineModeError) else "the Hub cannot be reached"
+            raise type(exc)(f"the default model of task '{spec.name}' is {model}, which is not in the cache and "
+                            f"cannot be fetched now ({why}); fetch it with `zoo download {repo} --revision "
+                            f"{hub_kwargs['revision']}` on a machine with network, or pass model=") from None
         tokenizer = tokenizer or loaded_tokenizer
     elif isinstance(model, (str, os.PathLike)):
         repo, revision = split_pinned(os.fspath(model))
@@ -66,7 +67,7 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
         model, loaded_tokenizer = cls.load_parts(repo, **hub_kwargs)
         tokenizer = tokenizer or loaded_tokenizer
     elif tokenizer is None and cls.needs_tokenizer:
-        raise ValueError(f"a loaded model was passed to pipeline('{spec.name}'); pass its tokenizer= too")
+        raise PipelineError(f"a loaded model was passed to pipeline('{spec.name}'); pass its tokenizer= too")
     if isinstance(tokenizer, (str, os.PathLike)):
         from zoo.auto import AutoTokenizer
 

@@ -1,11 +1,13 @@
 """The pipeline base: preprocessing, batched forward on a device, postprocessing, results in input order.
 
-A task subclass says how one input becomes model features (``preprocess``), which model outputs it needs
-(``forward``), and how a feature's outputs become a plain result (``postprocess``). The base does the rest the
-same way for every task: inputs are tokenised one by one, their features sorted by length and cut into batches so
-each batch carries little padding, padded, run under ``torch.inference_mode`` on the chosen device, and the results
-put back in input order. Lists give lists; generators and other iterables give a lazy iterator; a single input
-gives a single result. Output shapes follow transformers' pipelines (pipelines/base.py) so users can switch.
+A task subclass says how one input becomes model features (``preprocess``, or ``preprocess_batch`` to tokenise a
+chunk of inputs in one call of the Rust tokenizer), which model outputs it needs (``forward``), and how a feature's
+outputs become a plain result (``postprocess``). The base does the rest the same way for every task: features are
+sorted by length and cut into batches so each batch carries little padding (on the CPU the cut points minimise
+padded tokens, see :meth:`Pipeline.plan_batches`), padded, run under ``torch.inference_mode`` on the chosen device,
+and the results put back in input order. Lists give lists; generators and other iterables give a lazy iterator; a
+single input gives a single result. Output shapes follow transformers' pipelines (pipelines/base.py) so users can
+switch.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ logger = logging.getLogger(__name__)
 
 #: How many inputs are read ahead from a generator and sorted by length together.
 SORT_WINDOW_BATCHES = 16
+#: What one more forward pass costs on the CPU, in padded tokens (Python and dispatch overhead), when batches are
+#: planned; small, so batches are cut wherever a length drop would otherwise mean much padding.
+CPU_BATCH_OVERHEAD_TOKENS = 64
 
 
 @dataclass
@@ -84,7 +89,11 @@ class Pipeline(ABC):
         if dtype is not None:
             from zoo.modeling import _resolve_dtype
 
-            model = model.to(dtype=_resolve_dtype(dtype, model.config))
+            try:
+                resolved = _resolve_dtype(dtype, model.config)
+            except ValueError as exc:
+                raise PipelineError(str(exc)) from None
+            model = model.to(dtype=resolved)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.batch_size = int(batch_size or self.default_batch_size)
@@ -118,6 +127,10 @@ class Pipeline(ABC):
     @abstractmethod
     def preprocess(self, item: Any, options: dict[str, Any]) -> list[Feature]:
         """The model features of one input (several for inputs split into windows)."""
+
+    def preprocess_batch(self, items: list[Any], options: dict[str, Any]) -> list[list[Feature]]:
+        """The features of many inputs at once; tasks override it to tokenise a whole chunk in one Rust call."""
+        return [self.preprocess(item, options) for item in items]
 
     def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         """Model outputs for a padded batch, as tensors with the batch first (default: the logits)."""
@@ -154,11 +167,31 @@ class Pipeline(ABC):
             raise PipelineError(f"{self.task}: {what} is an empty string; pass some text")
         return text
 
-    def warn_truncated(self, n_tokens: int) -> None:
+    def warn_truncated(self, n_tokens: int | None = None) -> None:
+        """Say once per pipeline that an input was cut to the model's length (never an index error later)."""
         if not getattr(self, "_warned_truncation", False):
-            logger.warning("%s: an input of %d tokens is longer than the model's %d and was truncated",
-                           self.task, n_tokens, self.max_input_length)
+            size = f"of {n_tokens} tokens " if n_tokens else ""
+            logger.warning("%s: an input %sis longer than the model's %d tokens and was truncated",
+                           self.task, size, self.max_input_length)
             self._warned_truncation = True
+
+    def encode_texts(self, texts: list[str], pairs: list[str] | None = None, **kwargs: Any) -> Any:
+        """Tokenise many texts (or pairs) in one call, truncated to the model with a warning.
+
+        Returns the BatchEncoding, one row per text: truncation keeps the first window, and a text that did not
+        fit is reported once through :meth:`warn_truncated`.
+        """
+        kwargs.setdefault("truncation", True)
+        kwargs.setdefault("max_length", self.max_input_length)
+        enc = self.tokenizer(texts, pairs, **kwargs)
+        if kwargs["truncation"] and any(e.overflowing for e in enc.encodings):
+            self.warn_truncated()
+        return enc
+
+    def features_of(self, enc: Any, row: int, names: tuple[str, ...] = ("input_ids", "token_type_ids", "attention_mask"),
+                    **meta: Any) -> Feature:
+        """The Feature of one row of a BatchEncoding (the model inputs it has among ``names``)."""
+        return Feature({k: enc[k][row] for k in names if k in enc}, meta)
 
     # --- running -------------------------------------------------------------------------------------------------------
 
@@ -185,8 +218,7 @@ class Pipeline(ABC):
     def _run(self, items: list[Any], opts: dict[str, Any], size: int, progress: bool | None) -> list[Any]:
         features: list[Feature] = []
         per_item: list[list[int]] = []
-        for index, item in enumerate(items):
-            made = self.preprocess(item, opts)
+        for index, (item, made) in enumerate(zip(items, self.preprocess_batch(items, opts))):
             per_item.append(list(range(len(features), len(features) + len(made))))
             for feature in made:
                 feature.index = index
@@ -198,7 +230,8 @@ class Pipeline(ABC):
     def _run_features(self, features: list[Feature], opts: dict[str, Any], size: int, progress: bool | None) -> list[dict[str, Any]]:
         """Forward every feature, longest-first in length-sorted batches; outputs come back in feature order."""
         order = sorted(range(len(features)), key=lambda i: -features[i].length)
-        batches = [order[i:i + size] for i in range(0, len(order), size)]
+        lengths = [features[i].length for i in order]
+        batches = [order[start:end] for start, end in self.plan_batches(lengths, size)]
         show = progress if progress is not None else (self.progress if self.progress is not None else len(batches) > 4)
         outputs: list[dict[str, Any]] = [{} for _ in features]
         from tqdm.auto import tqdm
@@ -210,6 +243,32 @@ class Pipeline(ABC):
                     outputs[i] = row
                 bar.update(len(batch_ids))
         return outputs
+
+    def plan_batches(self, lengths: list[int], size: int) -> list[tuple[int, int]]:
+        """Cut lengths sorted longest-first into batches of at most ``size``: (start, end) index pairs.
+
+        On an accelerator a batch costs little more than its launches, so batches are simply ``size`` long. On
+        the CPU every padded token costs as much as a real one, so the cut points are chosen (dynamic programming
+        over the sorted lengths) to minimise padded tokens plus a small per-batch overhead: a few long inputs no
+        longer pad a whole batch to their length.
+        """
+        n = len(lengths)
+        if self.device.type != "cpu" or n <= 1:
+            return [(i, min(i + size, n)) for i in range(0, n, size)]
+        overhead = CPU_BATCH_OVERHEAD_TOKENS
+        best = [0.0] + [float("inf")] * n  # best[i]: cost of batching the first i inputs
+        cut = [0] * (n + 1)
+        for end in range(1, n + 1):
+            for start in range(max(0, end - size), end):
+                cost = best[start] + (end - start) * lengths[start] + overhead  # lengths[start] is the batch's longest
+                if cost < best[end]:
+                    best[end], cut[end] = cost, start
+        bounds = []
+        end = n
+        while end > 0:
+            bounds.append((cut[end], end))
+            end = cut[end]
+        return bounds[::-1]
 
     def run_batch(self, features: list[Feature], opts: dict[str, Any]) -> list[dict[str, Any]]:
         """Pad, forward under inference_mode, and split the outputs per row (on the CPU)."""

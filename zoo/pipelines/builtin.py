@@ -1,4 +1,8 @@
-"""The built-in pipeline tasks, registered through the same hook a third-party plugin uses."""
+"""The built-in pipeline tasks, registered through the same hook a third-party plugin uses.
+
+Each default model is a Hub repo pinned to a full commit sha, of an architecture zoo ships (BERT, RoBERTa, GPT-2,
+ResNet), so ``zoo.pipeline(task)`` with no model loads the same weights everywhere.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,29 @@ from zoo.registry import PipelineTask, hookimpl
 
 _P = "zoo.pipelines"
 
+#: Pinned default models by task (``repo@sha``).
+DEFAULT_MODELS: dict[str, str] = {
+    # RoBERTa-large sentiment (POSITIVE/NEGATIVE), fine-tuned on 15 English sentiment sets including SST-2
+    "text-classification": "siebert/sentiment-roberta-large-english@74cea614e245b0832c770ec9aa51bd58df965b9c",
+    "token-classification": "dslim/bert-base-NER@7a1d333eb0aadffc59fd1e4f56bfedf56b5028e4",
+    "question-answering": "deepset/roberta-base-squad2@adc3b06f79f797d1c575d5479d6f5efe54a9e3b4",
+    "fill-mask": "distilbert/distilroberta-base@fb53ab8802853c8e4fbdbcd0529f21fc6f459b2b",
+    "feature-extraction": "sentence-transformers/all-MiniLM-L6-v2@c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
+    "text-generation": "openai-community/gpt2@607a30d783dfa663caf39e06633721c8d4cfcd7e",
+    "image-classification": "microsoft/resnet-50@34c2154c194f829b11125337b98c8f5f9965ff19",
+}
+
 
 @hookimpl
 def register_pipelines(register: Callable[[PipelineTask], None]) -> None:
-    register(PipelineTask(
-        "text-classification", f"{_P}.text_classification:TextClassificationPipeline", aliases=("sentiment-analysis",),
-    ))
+    tasks = (
+        ("text-classification", "text_classification:TextClassificationPipeline", ("sentiment-analysis",)),
+        ("token-classification", "token_classification:TokenClassificationPipeline", ("ner",)),
+        ("question-answering", "question_answering:QuestionAnsweringPipeline", ()),
+        ("fill-mask", "fill_mask:FillMaskPipeline", ()),
+        ("feature-extraction", "feature_extraction:FeatureExtractionPipeline", ()),
+        ("text-generation", "text_generation:TextGenerationPipeline", ()),
+        ("image-classification", "image_classification:ImageClassificationPipeline", ()),
+    )
+    for name, pipeline, aliases in tasks:
+        register(PipelineTask(name, f"{_P}.{pipeline}", aliases=aliases, default_model=DEFAULT_MODELS[name]))

@@ -38,20 +38,33 @@ class TextClassificationPipeline(Pipeline):
             raise PipelineError(f"{self.task} got unknown options {sorted(options)} (it takes top_k, function_to_apply)")
         return out
 
-    def preprocess(self, item: Any, options: dict[str, Any]) -> list[Feature]:
+    def split_input(self, item: Any) -> tuple[str, str | None]:
+        """(text, text_pair or None) of a string or a {"text", "text_pair"} dict, checked."""
         if isinstance(item, dict):
             if "text" not in item:
                 raise PipelineError(f"{self.task}: a dict input needs a 'text' key (and optionally 'text_pair'), got {sorted(item)}")
             text, pair = self.check_text(item["text"], "text"), item.get("text_pair")
             if pair is not None:
                 self.check_text(pair, "text_pair")
-        else:
-            text, pair = self.check_text(item), None
-        enc = self.tokenizer(text, pair, truncation=True, max_length=self.max_input_length, return_overflowing_tokens=True)
-        if len(enc["input_ids"]) > 1:
-            self.warn_truncated(sum(len(ids) for ids in enc["input_ids"]))
-        names = [k for k in ("input_ids", "token_type_ids", "attention_mask") if k in enc]
-        return [Feature({k: enc[k][0] for k in names})]
+            return text, pair
+        return self.check_text(item), None
+
+    def preprocess(self, item: Any, options: dict[str, Any]) -> list[Feature]:
+        return self.preprocess_batch([item], options)[0]
+
+    def preprocess_batch(self, items: list[Any], options: dict[str, Any]) -> list[list[Feature]]:
+        # one tokenizer call for the single texts and one for the pairs: the Rust batch is much faster than a loop
+        split = [self.split_input(item) for item in items]
+        out: list[list[Feature]] = [[] for _ in items]
+        singles = [i for i, (_, pair) in enumerate(split) if pair is None]
+        pairs = [i for i, (_, pair) in enumerate(split) if pair is not None]
+        for group, with_pair in ((singles, False), (pairs, True)):
+            if not group:
+                continue
+            enc = self.encode_texts([split[i][0] for i in group], [split[i][1] for i in group] if with_pair else None)
+            for row, i in enumerate(group):
+                out[i] = [self.features_of(enc, row)]
+        return out
 
     def function_for(self, requested: str | None) -> str:
         if requested is not None:

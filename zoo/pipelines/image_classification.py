@@ -1,0 +1,137 @@
+"""image-classification: labels and scores for images (file paths, PIL images, arrays, tensors, or lists of them).
+
+Outputs and defaults follow transformers' ImageClassificationPipeline: the top 5 labels (``top_k``, capped at the
+number of labels; ``None`` for all) as ``[{"label", "score"}]`` per image, softmax over several labels, sigmoid
+for one label or multi-label models, nothing for regression. Files and PIL images are opened upright and converted
+to RGB as transformers' ``load_image`` does; arrays and tensors go to the image processor as they are. Images are
+processed one by one, then batched on the device (images that come out in different sizes are forwarded apart).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from zoo.errors import ImageError, MissingDependencyError, PipelineError
+from zoo.pipelines.base import Feature, Pipeline
+
+FUNCTIONS = ("softmax", "sigmoid", "none")
+
+
+class ImageFeature(Feature):
+    """One processed image; its length is its pixel count, so equal sizes end up batched together."""
+
+    @property
+    def length(self) -> int:
+        pixels = self.inputs["pixel_values"]
+        return int(pixels.shape[-1] * pixels.shape[-2])
+
+
+class ImageClassificationPipeline(Pipeline):
+    task = "image-classification"
+    model_task = "image-classification"
+    default_batch_size = 8
+    needs_tokenizer = False
+
+    def __init__(self, model: Any, tokenizer: Any = None, *, image_processor: Any = None, **kwargs: Any) -> None:
+        super().__init__(model, None, **kwargs)
+        # pipeline() hands the processor from load_parts over in the tokenizer's place
+        processor = image_processor if image_processor is not None else tokenizer
+        if processor is None:
+            from zoo.auto import AutoImageProcessor
+
+            processor = AutoImageProcessor.from_config(self.model.config)
+        self.image_processor = processor
+
+    @classmethod
+    def load_parts(cls, model: str, **hub_kwargs: Any) -> tuple[Any, Any]:
+        """Model and image processor of a folder or Hub repo (one revision lookup for both)."""
+        from zoo.auto import AutoImageProcessor, architecture_of
+        from zoo.hub import repo_files
+
+        repo = repo_files(model, **hub_kwargs)
+        arch, _ = architecture_of(repo)
+        return arch.model_class(cls.model_task).from_pretrained(repo), AutoImageProcessor.from_pretrained(repo)
+
+    # --- options and inputs --------------------------------------------------------------------------------------------
+
+    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        options = dict(options)
+        out: dict[str, Any] = {}
+        if "top_k" in options:
+            top_k = options.pop("top_k")
+            if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
+                raise PipelineError(f"top_k must be a positive int or None (all labels), got {top_k!r}")
+            out["top_k"] = top_k
+        if "function_to_apply" in options:
+            function = options.pop("function_to_apply")
+            function = str(function).lower() if function is not None else None
+            if function not in (*FUNCTIONS, "default", None):
+                raise PipelineError(f"function_to_apply must be one of {', '.join(FUNCTIONS)} or 'default', got {function!r}")
+            out["function_to_apply"] = None if function == "default" else function
+        if options:
+            raise PipelineError(f"{self.task} got unknown options {sorted(options)} (it takes top_k, function_to_apply)")
+        return out
+
+    def is_single(self, inputs: Any) -> bool:
+        from zoo.image_processing import is_image_like
+
+        return is_image_like(inputs)
+
+    def preprocess(self, item: Any, options: dict[str, Any]) -> list[Feature]:
+        import torch
+
+        from zoo.image_processing import is_array, is_pil_image, load_image
+
+        if item is None:
+            raise PipelineError(f"{self.task}: an input is None; pass an image file path, a PIL image, an array or a tensor")
+        try:
+            if isinstance(item, (str, os.PathLike)) or is_pil_image(item):
+                item = load_image(item)
+                item = item if item.mode == "RGB" else item.convert("RGB")  # as transformers' load_image does
+            elif not (is_array(item) or isinstance(item, torch.Tensor)):
+                raise PipelineError(f"{self.task}: cannot read an image from a {type(item).__name__}; pass a file path, "
+                                    f"a PIL image, a numpy array or a torch tensor")
+            pixels = self.image_processor(item, return_tensors=None)["pixel_values"][0]  # (C, H, W)
+        except (ImageError, MissingDependencyError) as exc:
+            raise PipelineError(f"{self.task}: {exc}") from None
+        return [ImageFeature({"pixel_values": pixels})]
+
+    # --- batching ------------------------------------------------------------------------------------------------------
+
+    def run_batch(self, features: list[Feature], opts: dict[str, Any]) -> list[dict[str, Any]]:
+        """Forward the batch, one stack per image size (a processor without a crop can give several sizes)."""
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, feature in enumerate(features):
+            groups.setdefault(tuple(feature.inputs["pixel_values"].shape), []).append(i)
+        rows: list[dict[str, Any]] = [{} for _ in features]
+        for ids in groups.values():
+            for i, row in zip(ids, super().run_batch([features[i] for i in ids], opts)):
+                rows[i] = row
+        return rows
+
+    def collate(self, features: list[Feature], padding_side: str | None = None) -> dict[str, Any]:
+        pixels = self._torch.stack([f.inputs["pixel_values"] for f in features])  # (B, C, H, W)
+        return {"pixel_values": pixels.to(device=self.device, dtype=self.model.dtype)}
+
+    # --- results -------------------------------------------------------------------------------------------------------
+
+    def function_for(self, requested: str | None) -> str:
+        if requested is not None:
+            return requested
+        config = self.model.config
+        if config.problem_type == "regression":
+            return "none"
+        if config.problem_type == "multi_label_classification" or config.num_labels == 1:
+            return "sigmoid"
+        return "softmax"
+
+    def postprocess(self, item: Any, features: list[Feature], outputs: list[dict[str, Any]], options: dict[str, Any]) -> Any:
+        logits = outputs[0]["logits"]  # (num_labels,)
+        function = self.function_for(options.get("function_to_apply"))
+        scores = logits.softmax(-1) if function == "softmax" else logits.sigmoid() if function == "sigmoid" else logits
+        id2label = self.model.config.id2label or {i: f"LABEL_{i}" for i in range(len(scores))}
+        ranked = [{"label": id2label[i], "score": float(scores[i])} for i in range(len(scores))]
+        ranked.sort(key=lambda r: r["score"], reverse=True)
+        top_k = options.get("top_k", 5)
+        return ranked if top_k is None else ranked[:top_k]
