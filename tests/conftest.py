@@ -28,6 +28,18 @@ def isolated_registry(monkeypatch):
     registry_module.set_registry(previous)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """The test models are tiny: one intra-op thread is faster than several, and far steadier on a busy machine
+    (OpenMP's spinning threads make every forward pass many times slower when another process holds a core)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
 @pytest.fixture
 def registry_with_entry_points():
     """A registry that also loads the environment's ``zoo`` entry points, as a user's process would."""

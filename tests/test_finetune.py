@@ -10,7 +10,6 @@ import transformers
 
 import zoo
 from tests.checkpoints import make_bert
-from tests.plugins.test_bert import one_torch_thread  # noqa: F401 (autouse fixture)
 
 TEXTS = ["i love python", "i hate bugs", "i love the world", "i hate the bugs", "hello world is love",
          "bugs and hate", "i love hello", "the bugs i hate"]

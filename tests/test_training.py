@@ -27,15 +27,6 @@ def example():
     return module
 
 
-@pytest.fixture
-def one_thread():
-    """Small convolutions on a shared 2-core machine run fastest (and steadiest) on one thread."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -50,7 +41,7 @@ def test_synthetic_set_is_labelled_and_deterministic(example):
     assert torch.equal(images, again) and torch.equal(labels, labels_again)
 
 
-def test_train_simple_cnn_to_high_held_out_accuracy_then_reload(example, one_thread, tmp_path):
+def test_train_simple_cnn_to_high_held_out_accuracy_then_reload(example, tmp_path):
     args = example.parse_args(["--output-dir", str(tmp_path / "model"), "--num-images", "800", "--epochs", "3", "--cpu"])
     result = example.train(args)
     assert result["world_size"] == 1 and result["steps"] == 3 * 20
@@ -77,7 +68,7 @@ def test_train_simple_cnn_to_high_held_out_accuracy_then_reload(example, one_thr
     assert sum(p == reloaded.config.id2label[int(y)] for p, y in zip(predicted, image_labels)) >= 10
 
 
-def test_train_from_a_saved_model_fine_tunes_it(example, one_thread, tmp_path):
+def test_train_from_a_saved_model_fine_tunes_it(example, tmp_path):
     first = example.train(example.parse_args(["--output-dir", str(tmp_path / "a"), "--num-images", "200", "--epochs", "1", "--cpu"]))
     second = example.train(example.parse_args(["--init-from", str(tmp_path / "a"), "--num-images", "200", "--max-steps", "3",
                                                "--cpu", "--seed", "1"]))

@@ -25,18 +25,6 @@ LABEL_SCHEMES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP's spinning threads make every
-    forward pass many times slower; one thread keeps these tests fast and steady."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def make_checkpoint(folder: Path, task: str, seed: int = 0, **config):
     """A transformers BERT for ``task`` under ``folder`` with scaled random weights; returns the HF model."""
     return make_bert(folder, task=task, seed=seed, initializer_range=SCALE, **config)

@@ -34,15 +34,6 @@ CONFIGS = {
 ZOO_CLASSES = {task: getattr(zoo_bert, name) for task, name in HF_BERT_CLASSES.items()}
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    """These models are tiny: one intra-op thread is faster than several, and far faster on a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def write_checkpoint(folder: Path, task: str, seed: int = 0, **overrides) -> transformers.PreTrainedModel:
     """A transformers checkpoint with every tensor re-drawn (seeded), and transformers' own reload of it (eval)."""
     hf = make_bert(folder, task, seed=seed, **overrides)
