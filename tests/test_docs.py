@@ -30,6 +30,6 @@ def test_every_hookspec_has_a_test(hook):
     assert any(f"def {hook}(" in p.read_text(encoding="utf-8") for p in tests), f"no test implements {hook}"
 
 
-@pytest.mark.parametrize("page", ["guide.md", "plugins.md", "hub.md"])
+@pytest.mark.parametrize("page", ["guide.md", "plugins.md", "hub.md", "pipelines.md", "training.md"])
 def test_user_guide_pages_exist(page):
     assert (ROOT / "docs" / page).stat().st_size > 500

@@ -1,0 +1,217 @@
+"""Generation benchmark (issue 4): zoo's ``generate`` against transformers' on the same gpt2-sized checkpoint.
+
+One run, one process, side by side: a GPT-2 of the published gpt2 shape (124M parameters, transformers'
+``GPT2Config()`` defaults, random weights from a fixed seed; created here once under benchmarks/.cache/), batch 1,
+a 16-token prompt, 64 new tokens, greedy, fp32, CPU. Reported:
+
+- tokens/s of both libraries (64 / wall time of the whole ``generate`` call, prompt included), median of the
+  interleaved repetitions, and the ratio zoo / transformers (target: >= 1.3);
+- the memory-bandwidth limit: decoding one token at batch 1 reads every weight once, so it takes at least
+  weight bytes / bandwidth. The bandwidth is measured in the same run as the fastest of three ways of streaming a
+  1 GiB fp32 buffer (a sum, a copy, and a matrix-vector product over the buffer), and zoo's tokens/s is printed as
+  a fraction of that limit (target: >= 0.8);
+- decode-only time per token (the 64-token call minus a 1-token call, over 63), beside its own limit;
+- that the greedy token ids of the two libraries are equal.
+
+Run ``python benchmarks/bench_generate.py`` (about 1-2 minutes on 2 cores; ``--reps`` for more repetitions). A
+benchmark measures and never asserts: the exit status is 0 whatever the figures, MISS rows included. Timings on a
+shared machine are noisy; run it a couple of times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+CACHE = Path(__file__).resolve().parent / ".cache"
+SEED = 0
+PROMPT_TOKENS = 16
+NEW_TOKENS = 64
+TARGET_SPEEDUP = 1.3  # zoo tok/s / transformers tok/s
+TARGET_FRACTION = 0.8  # zoo tok/s / bandwidth-limit tok/s
+
+os.environ.update({
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "TRANSFORMERS_VERBOSITY": "error",
+    "TOKENIZERS_PARALLELISM": "false",
+    "TQDM_DISABLE": "1",
+})
+sys.path.insert(0, str(REPO))
+
+
+def log(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def gpt2_folder() -> Path:
+    """The gpt2-sized checkpoint (random weights, seed 0) saved by transformers; made once, reused."""
+    folder = CACHE / "gpt2-124m-random"
+    if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
+        return folder
+    log(f"creating the gpt2-sized checkpoint in {folder} (once)")
+    import torch
+    import transformers
+
+    torch.manual_seed(SEED)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    del model
+    gc.collect()
+    if not folder.exists():  # a concurrent run may have won the race; its files are as good
+        tmp.replace(folder)
+    return folder
+
+
+# --- memory bandwidth ------------------------------------------------------------------------------------------------
+
+
+def best_time(fn: Callable[[], object], reps: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
+
+
+def measure_bandwidth(reps: int = 5) -> dict[str, float]:
+    """Bytes/s read from memory by three kinds of streaming over a 1 GiB fp32 buffer (best of ``reps`` each)."""
+    import torch
+
+    n = 256 * 1024 * 1024  # 1 GiB of float32
+    buffer = torch.empty(n).fill_(1.0)
+    out = torch.empty_like(buffer)
+    matrix = buffer.view(1024, -1)  # (in, out), the layout of GPT-2's Conv1D weights: x @ W reads it once
+    x = torch.ones(1, 1024)
+    with torch.inference_mode():
+        rates = {
+            "sum": n * 4 / best_time(buffer.sum, reps),
+            "copy": 2 * n * 4 / best_time(lambda: out.copy_(buffer), reps),  # read + write
+            "gemv": n * 4 / best_time(lambda: x @ matrix, reps),
+            # the same bytes as an (out, in) nn.Linear weight: why zoo keeps (in, out) layouts for decoding
+            "gemv (out, in)": n * 4 / best_time(lambda: torch.nn.functional.linear(x, matrix.view(-1, 1024)), reps),
+        }
+    del buffer, out, matrix
+    gc.collect()
+    return rates
+
+
+# --- generation ------------------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=5, help="timed generate calls per library (interleaved)")
+    parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
+    parser.add_argument("--prompt-tokens", type=int, default=PROMPT_TOKENS)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--omp-wait-policy", choices=("passive", "active", "default"), default="passive",
+                        help="OpenMP wait policy of both libraries (default: passive, see the module docstring)")
+    args = parser.parse_args()
+    if args.omp_wait_policy != "default":  # read by OpenMP when torch loads, so set before the import
+        os.environ["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    import transformers
+
+    import zoo
+
+    folder = gpt2_folder()
+    log("measuring memory bandwidth")
+    rates = measure_bandwidth()
+    bandwidth = max(rates["sum"], rates["copy"], rates["gemv"])
+
+    log("loading both models")
+    hf = transformers.GPT2LMHeadModel.from_pretrained(folder).eval()
+    hf.generation_config.eos_token_id = None  # exactly new_tokens tokens from both, no early stop
+    hf.generation_config.pad_token_id = None
+    model = zoo.AutoModelForCausalLM.from_pretrained(folder)
+    unique = {p.data_ptr(): p for p in model.parameters()}.values()
+    weight_bytes = sum(p.numel() * p.element_size() for p in unique)
+    limit_tps = bandwidth / weight_bytes
+
+    prompt = torch.randint(0, model.config.vocab_size, (1, args.prompt_tokens), generator=torch.Generator().manual_seed(SEED))
+    runs = {
+        "zoo": lambda n: model.generate(prompt, max_new_tokens=n, eos_token_id=[]),
+        "transformers": lambda n: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
+                                               do_sample=False),
+    }
+    log("warming up")
+    outputs = {}
+    with torch.inference_mode():
+        for name, run in runs.items():
+            run(4)
+            outputs[name] = run(args.new_tokens)
+    same = torch.equal(outputs["zoo"], outputs["transformers"])
+    new = outputs["zoo"].shape[1] - args.prompt_tokens
+
+    log(f"timing {args.reps} x {args.new_tokens} tokens per library, interleaved")
+    full: dict[str, list[float]] = {k: [] for k in runs}
+    one: dict[str, list[float]] = {k: [] for k in runs}
+    with torch.inference_mode():
+        for _ in range(args.reps):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run(args.new_tokens)
+                full[name].append(time.perf_counter() - start)
+                start = time.perf_counter()
+                run(1)
+                one[name].append(time.perf_counter() - start)
+
+    tps = {k: args.new_tokens / statistics.median(v) for k, v in full.items()}
+    best_tps = {k: args.new_tokens / min(v) for k, v in full.items()}
+    decode = {k: (statistics.median(full[k]) - statistics.median(one[k])) / (args.new_tokens - 1) for k in runs}
+
+    print(f"GPT-2 124M (random weights), batch 1, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, "
+          f"greedy, fp32, CPU")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
+          f"{torch.__version__} with {torch.get_num_threads()} threads, OMP_WAIT_POLICY "
+          f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, transformers {transformers.__version__}")
+    print(f"memory bandwidth (1 GiB fp32, best of 5): sum {rates['sum'] / 1e9:.1f} GB/s, copy {rates['copy'] / 1e9:.1f} "
+          f"GB/s, gemv x @ W(in, out) {rates['gemv'] / 1e9:.1f} GB/s -> using {bandwidth / 1e9:.1f} GB/s "
+          f"(F.linear over W(out, in): {rates['gemv (out, in)'] / 1e9:.1f} GB/s)")
+    print(f"weights read per token: {weight_bytes / 1e9:.3f} GB -> bandwidth limit {limit_tps:.1f} tok/s "
+          f"({1000 / limit_tps:.1f} ms/token)")
+    print()
+    rows = [
+        ("tokens/s, median of {}".format(args.reps), f"{tps['zoo']:.1f}", f"{tps['transformers']:.1f}"),
+        ("tokens/s, best of {}".format(args.reps), f"{best_tps['zoo']:.1f}", f"{best_tps['transformers']:.1f}"),
+        ("decode ms/token (median)", f"{decode['zoo'] * 1000:.1f}", f"{decode['transformers'] * 1000:.1f}"),
+        ("first token (prompt) ms", f"{statistics.median(one['zoo']) * 1000:.1f}",
+         f"{statistics.median(one['transformers']) * 1000:.1f}"),
+        ("fraction of bandwidth limit", f"{tps['zoo'] / limit_tps:.2f}", f"{tps['transformers'] / limit_tps:.2f}"),
+        ("decode-only fraction of limit", f"{1 / decode['zoo'] / limit_tps:.2f}",
+         f"{1 / decode['transformers'] / limit_tps:.2f}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  {'zoo':>8}  {'transformers':>12}")
+    for what, z, t in rows:
+        print(f"{what:{width}}  {z:>8}  {t:>12}")
+    print()
+    speedup = tps["zoo"] / tps["transformers"]
+    fraction = tps["zoo"] / limit_tps
+    print(f"speedup zoo / transformers: {speedup:.2f}x (target >= {TARGET_SPEEDUP}) "
+          f"{'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'}")
+    print(f"zoo / bandwidth limit:      {fraction:.2f} (target >= {TARGET_FRACTION}) "
+          f"{'PASS' if fraction >= TARGET_FRACTION else 'MISS'}")
+    print(f"greedy token ids equal:     {same} ({new} new tokens each) {'PASS' if same else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,305 @@
+"""zoo.generation against transformers' generate on the very same GPT-2 checkpoints.
+
+Greedy ids must be equal, batched (left padding) and one prompt at a time, with per-row EOS stopping and pad
+filling; the logits processors must equal transformers' LogitsProcessor classes, and sampling with the same seed
+must draw the same tokens. The streamers must hand out exactly the decoded text, in pieces, as tokens arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import torch
+import transformers
+from transformers.generation import logits_process as hf_lp
+
+import zoo
+from tests.plugins.test_gpt2 import CONFIGS, EOS, PAD, make_batch, make_gpt2, write_tokenizer
+from zoo.generation import (KVCache, TextIteratorStreamer, TextStreamer, apply_repetition_penalty, apply_top_k,
+                            apply_top_p, causal_attention_mask, project_for_decoding, stream_generate)
+from zoo.plugins.gpt2.modeling import GPT2LMHeadModel
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """These models are tiny: one thread is fastest, and spares a busy machine OpenMP's spinning between threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def both(folder, **overrides):
+    """transformers' and zoo's GPT-2 LM on one checkpoint (weights drawn large enough to give varied text)."""
+    hf = make_gpt2(folder, "causal-lm", scale=0.5, **overrides)
+    return hf, GPT2LMHeadModel.from_pretrained(folder)
+
+
+def hf_generate(hf, ids, mask=None, **kwargs):
+    with torch.no_grad():
+        return hf.generate(ids, attention_mask=mask, **kwargs)
+
+
+# --- greedy parity ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_greedy_matches_transformers_batched_and_unbatched(tmp_path, config_name):
+    hf, model = both(tmp_path, **CONFIGS[config_name])
+    batch = make_batch(seed=1)
+    options = dict(max_new_tokens=12, do_sample=False, eos_token_id=EOS, pad_token_id=PAD)
+    expected = hf_generate(hf, batch["input_ids"], batch["attention_mask"], **options)
+    got = model.generate(**batch, **options)
+    assert torch.equal(got, expected)
+    assert got.shape[1] <= 9 + 12
+    for row in range(3):
+        n = int(batch["attention_mask"][row].sum())
+        prompt = batch["input_ids"][row : row + 1, -n:]
+        assert torch.equal(model.generate(prompt, **options), hf_generate(hf, prompt, **options)), row
+
+
+def test_each_row_stops_at_its_own_eos_and_is_padded_after(tmp_path):
+    hf, model = both(tmp_path)
+    batch = make_batch(seed=2)
+    free = model.generate(**batch, max_new_tokens=10, eos_token_id=[])  # never stops early
+    assert free.shape == (3, 19)
+    eos = int(free[0, 9 + 2])  # the third new token of row 0 becomes the end of sequence
+    options = dict(max_new_tokens=10, eos_token_id=eos, pad_token_id=PAD)
+    got = model.generate(**batch, **options)
+    assert torch.equal(got, hf_generate(hf, batch["input_ids"], batch["attention_mask"], do_sample=False, **options))
+    for row in range(3):
+        new = got[row, 9:].tolist()
+        if eos in new:
+            after = new[new.index(eos) + 1 :]
+            assert after == [PAD] * len(after), row
+    assert got[0, 9 + 2] == eos
+
+
+def test_generation_ends_when_every_row_has_stopped(tmp_path):
+    hf, model = both(tmp_path)
+    prompt = make_batch(seed=3)["input_ids"][:1]
+    first = int(model.generate(prompt, max_new_tokens=1, eos_token_id=[])[0, -1])
+    got = model.generate(prompt, max_new_tokens=10, eos_token_id=first, pad_token_id=PAD)
+    assert got.shape == (1, 10) and got[0, -1] == first
+    assert torch.equal(got, hf_generate(hf, prompt, max_new_tokens=10, do_sample=False, eos_token_id=first,
+                                        pad_token_id=PAD))
+
+
+def test_greedy_with_repetition_penalty_matches_transformers(tmp_path):
+    hf, model = both(tmp_path)
+    batch = make_batch(seed=4)
+    options = dict(max_new_tokens=10, repetition_penalty=1.5, eos_token_id=EOS, pad_token_id=PAD)
+    assert torch.equal(model.generate(**batch, **options),
+                       hf_generate(hf, batch["input_ids"], batch["attention_mask"], do_sample=False, **options))
+
+
+def test_attention_mask_is_inferred_from_pad_tokens_like_transformers(tmp_path):
+    hf, model = both(tmp_path)
+    batch = make_batch(seed=5)
+    options = dict(max_new_tokens=6, eos_token_id=EOS, pad_token_id=PAD)
+    with_mask = model.generate(**batch, **options)
+    assert torch.equal(model.generate(batch["input_ids"], **options), with_mask)
+    assert torch.equal(with_mask, hf_generate(hf, batch["input_ids"], do_sample=False, **options))
+
+
+def test_decoding_feeds_one_token_per_step_through_the_cache(tmp_path, monkeypatch):
+    _, model = both(tmp_path)
+    calls = []
+    real = GPT2LMHeadModel.forward
+
+    def recording(self, input_ids=None, past_key_values=None, **kwargs):
+        calls.append((tuple(input_ids.shape), past_key_values.length, kwargs.get("logits_to_keep")))
+        return real(self, input_ids, past_key_values, **kwargs)
+
+    monkeypatch.setattr(GPT2LMHeadModel, "forward", recording)
+    model.generate(make_batch()["input_ids"][:1], max_new_tokens=5, eos_token_id=[])
+    assert calls == [((1, 9), 0, 1), ((1, 1), 9, 1), ((1, 1), 10, 1), ((1, 1), 11, 1), ((1, 1), 12, 1)]
+
+
+def test_generate_defaults_and_inputs(tmp_path):
+    _, model = both(tmp_path)
+    ids = make_batch()["input_ids"][0]
+    out = model.generate(ids, max_new_tokens=3, eos_token_id=[])  # a 1D prompt is a batch of one
+    assert out.shape == (1, 12) and torch.equal(out[0, :9], ids)
+    assert torch.equal(model.generate(ids[None], max_new_tokens=0), ids[None])
+    assert model.generate(ids, max_new_tokens=20).shape[1] <= 29  # eos from the config
+    assert not torch.is_inference_mode_enabled() and model.training is False
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    (dict(temperature=0.0, do_sample=True), "temperature must be > 0"),
+    (dict(top_p=1.5), "top_p must be in"),
+    (dict(top_k=-1), "top_k must be an int"),
+    (dict(repetition_penalty=0), "repetition_penalty must be > 0"),
+    (dict(max_new_tokens=-1), "max_new_tokens must be an int"),
+    (dict(max_new_tokens=100), "exceeds the 48 positions"),
+])
+def test_generate_refuses_bad_options(tmp_path, kwargs, message):
+    _, model = both(tmp_path)
+    with pytest.raises(ValueError, match=message):
+        model.generate(make_batch()["input_ids"], **kwargs)
+
+
+def test_right_padding_is_warned_about(tmp_path, caplog):
+    _, model = both(tmp_path)
+    batch = make_batch()
+    right = {k: v.flip(1) for k, v in batch.items()}
+    with caplog.at_level(logging.WARNING, logger="zoo.generation"):
+        model.generate(**right, max_new_tokens=2, pad_token_id=PAD)
+    assert "right-padded" in caplog.text and "padding_side='left'" in caplog.text
+
+
+# --- sampling ----------------------------------------------------------------------------------------------------------------
+
+
+def test_logits_processors_equal_transformers():
+    generator = torch.Generator().manual_seed(0)
+    scores = torch.randn(4, 50, generator=generator) * 3
+    ids = torch.randint(0, 50, (4, 7), generator=generator)
+    for penalty in (0.7, 1.3):
+        torch.testing.assert_close(apply_repetition_penalty(scores, ids, penalty),
+                                   hf_lp.RepetitionPenaltyLogitsProcessor(penalty)(ids, scores.clone()), atol=0, rtol=0)
+    for k in (1, 5, 50, 80):
+        torch.testing.assert_close(apply_top_k(scores, k), hf_lp.TopKLogitsWarper(k)(ids, scores), atol=0, rtol=0)
+    for p in (0.0, 0.3, 0.9, 1.0):
+        torch.testing.assert_close(apply_top_p(scores, p), hf_lp.TopPLogitsWarper(p)(ids, scores), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("options", [
+    dict(),
+    dict(temperature=0.7, top_k=10),
+    dict(top_p=0.8, top_k=0, repetition_penalty=1.2),
+    dict(temperature=1.3, top_k=20, top_p=0.9),
+], ids=["defaults", "temperature-top_k", "top_p-penalty", "all"])
+def test_sampling_with_a_seed_draws_what_transformers_draws(tmp_path, options):
+    hf, model = both(tmp_path)
+    batch = make_batch(seed=6)
+    common = dict(max_new_tokens=10, eos_token_id=EOS, pad_token_id=PAD, do_sample=True, **options)
+    torch.manual_seed(123)
+    expected = hf_generate(hf, batch["input_ids"], batch["attention_mask"], **common)
+    got = model.generate(**batch, seed=123, **common)
+    assert torch.equal(got, expected)
+
+
+def test_sampling_is_reproducible_with_seed_or_generator(tmp_path):
+    _, model = both(tmp_path)
+    ids = make_batch()["input_ids"]
+    options = dict(max_new_tokens=12, do_sample=True, temperature=1.5, top_k=0, eos_token_id=[])
+    a = model.generate(ids, seed=7, **options)
+    assert torch.equal(a, model.generate(ids, seed=7, **options))
+    assert torch.equal(a, model.generate(ids, generator=torch.Generator().manual_seed(7), **options))
+    assert not torch.equal(a, model.generate(ids, seed=8, **options))
+
+
+# --- the cache and the mask helper ----------------------------------------------------------------------------------------
+
+
+def test_kv_cache_writes_in_place_and_grows():
+    cache = KVCache(num_layers=2, batch_size=1, num_heads=2, head_dim=3, capacity=4)
+    k = torch.randn(1, 2, 3, 3)
+    keys, _ = cache.update(0, k, k)
+    assert keys.shape == (1, 2, 3, 3) and keys.data_ptr() == cache.keys[0].data_ptr()
+    cache.update(1, k, k)
+    cache.advance(3)
+    more = torch.randn(1, 2, 2, 3)
+    keys, values = cache.update(0, more, more)  # 5 > capacity 4: doubles, keeping the past
+    assert cache.keys[0].shape[2] == 8 and cache.get_seq_length() == 3
+    torch.testing.assert_close(keys, torch.cat([k, more], dim=2))
+    cache.reorder(torch.tensor([0, 0]))  # e.g. beam search: rows picked (here duplicated) by index
+    assert cache.keys[1].shape[0] == 2 and torch.equal(cache.keys[1][0], cache.keys[1][1])
+
+
+def test_project_for_decoding_equals_the_linear_layer_and_follows_its_weight():
+    linear = torch.nn.Linear(16, 40)
+    h = torch.randn(2, 1, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(project_for_decoding(h, linear), linear(h))
+        first = linear.__dict__["_decoding_weight"][1]
+        project_for_decoding(h, linear)
+        assert linear.__dict__["_decoding_weight"][1] is first  # kept between steps
+        linear.weight.mul_(2)  # changed in place (a training step, a tied embedding edited): the copy is remade
+        torch.testing.assert_close(project_for_decoding(h, linear), linear(h))
+    out = project_for_decoding(h, linear)  # with autograd on: the layer itself, so gradients flow
+    assert out.requires_grad and out.grad_fn is not None
+
+
+def test_causal_attention_mask():
+    assert causal_attention_mask(None, 5, 0) == (None, True)
+    assert causal_attention_mask(None, 1, 7) == (None, False)
+    assert causal_attention_mask(torch.ones(2, 8), 1, 7) == (None, False)
+    mask, is_causal = causal_attention_mask(None, 2, 3)  # a chunk after a cached past: causal with an offset
+    assert not is_causal and mask.tolist() == [[True] * 4 + [False], [True] * 5]
+    padding = torch.tensor([[0, 1, 1], [1, 1, 1]])
+    mask, _ = causal_attention_mask(padding, 3, 0)
+    assert mask.shape == (2, 1, 3, 3) and mask[0, 0].tolist() == [[False] * 3, [False, True, False], [False, True, True]]
+    with pytest.raises(ValueError, match="covers 2 positions.*3"):
+        causal_attention_mask(torch.tensor([[0, 1]]), 1, 2)
+
+
+# --- streaming ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lm_with_tokenizer(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("lm-tok")
+    write_tokenizer(folder, as_json=True)
+    tokenizer = zoo.AutoTokenizer.from_pretrained(folder)
+    make_gpt2(folder, "causal-lm", scale=0.5, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id,
+              bos_token_id=tokenizer.eos_token_id)
+    return GPT2LMHeadModel.from_pretrained(folder), tokenizer
+
+
+def test_stream_generate_yields_the_decoded_text_in_pieces(lm_with_tokenizer):
+    model, tokenizer = lm_with_tokenizer
+    prompt = tokenizer("emoji 😀 and 中文", return_tensors="pt")["input_ids"]
+    full = model.generate(prompt, max_new_tokens=30, eos_token_id=[])
+    chunks = list(stream_generate(model, tokenizer, prompt, max_new_tokens=30, eos_token_id=[]))
+    assert "".join(chunks) == tokenizer.decode(full[0, prompt.shape[1]:])
+    assert len(chunks) > 1
+    with_prompt = list(stream_generate(model, tokenizer, prompt, skip_prompt=False, max_new_tokens=30, eos_token_id=[]))
+    assert "".join(with_prompt) == tokenizer.decode(full[0])
+
+
+def test_stream_generate_reraises_errors_of_the_generating_thread(lm_with_tokenizer):
+    model, tokenizer = lm_with_tokenizer
+    with pytest.raises(ValueError, match="exceeds"):
+        list(stream_generate(model, tokenizer, torch.tensor([[5, 6]]), max_new_tokens=1000, timeout=30))
+
+
+def test_text_streamers_hold_back_incomplete_characters(lm_with_tokenizer):
+    model, tokenizer = lm_with_tokenizer
+    pieces: list[tuple[str, bool]] = []
+    streamer = TextStreamer(tokenizer, skip_prompt=True, on_text=lambda text, end: pieces.append((text, end)))
+    ids = torch.tensor(tokenizer.encode("a 😀 b 中文 c\nd e"))
+    streamer.put(torch.tensor([[1, 2]]))  # the prompt, skipped
+    for token in ids:
+        streamer.put(token[None])
+    streamer.end()
+    assert "".join(text for text, _ in pieces) == "a 😀 b 中文 c\nd e"
+    assert all("\ufffd" not in text for text, _ in pieces)
+    assert pieces[-1][1] and not any(end for _, end in pieces[:-1])
+
+
+def test_iterator_streamer_works_with_a_thread_like_transformers(lm_with_tokenizer):
+    import threading
+
+    model, tokenizer = lm_with_tokenizer
+    prompt = tokenizer("Hello world", return_tensors="pt")
+    streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, timeout=30)
+    thread = threading.Thread(target=model.generate, kwargs=dict(**prompt, streamer=streamer, max_new_tokens=15, eos_token_id=[]))
+    thread.start()
+    text = "".join(streamer)
+    thread.join()
+    assert text == tokenizer.decode(model.generate(**prompt, max_new_tokens=15, eos_token_id=[])[0, prompt["input_ids"].shape[1]:])
+
+
+def test_transformers_streamer_protocol_is_accepted(lm_with_tokenizer, tmp_path):
+    """transformers' own TextIteratorStreamer (put/end) can listen to zoo's generate."""
+    model, tokenizer = lm_with_tokenizer
+    tokenizer.save_pretrained(tmp_path)
+    hf_tok = transformers.AutoTokenizer.from_pretrained(tmp_path)
+    streamer = transformers.TextIteratorStreamer(hf_tok, skip_prompt=True)
+    prompt = tokenizer("Hello", return_tensors="pt")
+    out = model.generate(**prompt, streamer=streamer, max_new_tokens=8, eos_token_id=[])
+    assert "".join(streamer) == hf_tok.decode(out[0, prompt["input_ids"].shape[1]:])

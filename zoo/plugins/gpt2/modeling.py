@@ -1,0 +1,379 @@
+"""GPT-2 (Radford et al. 2019, "Language Models are Unsupervised Multitask Learners"), top to bottom:
+Conv1D -> attention -> MLP -> block -> model -> heads.
+
+Module and parameter names are those of the published checkpoints (transformers' modeling_gpt2.py), so loading
+``transformer.h.0.attn.c_attn.weight`` is a lookup, and the weights keep the published layout (see GPT2Conv1D):
+files written by ``save_pretrained`` are byte-compatible with transformers' in both directions. Attention runs
+through ``torch.nn.functional.scaled_dot_product_attention``, with the key/value cache of zoo.generation; the
+LM head inherits ``generate`` from :class:`zoo.generation.GenerationMixin`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo.activations import get_activation
+from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, decode_matmul, project_for_decoding
+from zoo.modeling import ModelOutput, PreTrainedModel, classification_loss, span_loss
+from zoo.plugins.gpt2.config import GPT2Config
+
+# --- outputs -------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BaseModelOutputWithPast(ModelOutput):
+    last_hidden_state: torch.Tensor
+    past_key_values: KVCache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class CausalLMOutputWithPast(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: KVCache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+SequenceClassifierOutputWithPast = CausalLMOutputWithPast
+
+
+@dataclass
+class TokenClassifierOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class QuestionAnsweringOutput(ModelOutput):
+    loss: torch.Tensor | None = None
+    start_logits: torch.Tensor | None = None
+    end_logits: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+# --- Conv1D --------------------------------------------------------------------------------------------------------------
+
+
+class GPT2Conv1D(nn.Module):
+    """A linear layer whose weight is stored ``(in, out)``, the layout of OpenAI's checkpoints: ``x @ W + b``.
+
+    Keeping the published layout rather than transposing into ``nn.Linear`` is both the simple choice (loading and
+    saving are pure lookups, no adapter) and the fast one for decoding: at batch 1 every projection is a
+    matrix-vector product bound by reading the weight, and on CPU (MKL) ``x @ W`` over the ``(in, out)`` weight
+    streams it about 1.5x faster than ``F.linear`` over an ``(out, in)`` one; the row-major ``(in, out)`` layout
+    also splits into contiguous per-thread blocks (zoo.generation.decode_matmul, benchmarks/bench_generate.py).
+    """
+
+    def __init__(self, nx: int, nf: int) -> None:
+        super().__init__()
+        self.nf = nf
+        self.weight = nn.Parameter(torch.empty(nx, nf))  # (in, out)
+        self.bias = nn.Parameter(torch.zeros(nf))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = decode_matmul(x.reshape(-1, x.shape[-1]), self.weight, self.bias)  # (B*T, out)
+        return out.view(*x.shape[:-1], self.nf)  # (B, T, out)
+
+
+# --- attention -----------------------------------------------------------------------------------------------------------
+
+
+class GPT2Attention(nn.Module):
+    """Causal multi-head self-attention with a fused q/k/v projection (``c_attn``) and an output projection."""
+
+    def __init__(self, config: GPT2Config, layer_idx: int) -> None:
+        super().__init__()
+        self.n_head = config.n_head
+        self.head_dim = config.n_embd // config.n_head
+        self.layer_idx = layer_idx
+        # scale_attn_weights: 1/sqrt(head_dim); scale_attn_by_inverse_layer_idx: also 1/(layer_idx + 1)
+        self.scaling = self.head_dim**-0.5 if config.scale_attn_weights else 1.0
+        if config.scale_attn_by_inverse_layer_idx:
+            self.scaling /= float(layer_idx + 1)
+        # reorder_and_upcast_attn: scores and softmax in float32 when the model runs in half precision
+        self.upcast = config.reorder_and_upcast_attn
+        self.c_attn = GPT2Conv1D(config.n_embd, 3 * config.n_embd)
+        self.c_proj = GPT2Conv1D(config.n_embd, config.n_embd)
+        self.attn_dropout_p = config.attn_pdrop
+        self.resid_dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        B, T, C = x.shape
+        qkv = self.c_attn(x).view(B, T, 3, self.n_head, self.head_dim)  # (B, T, 3, nh, hd)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # (B, nh, T, hd) each
+        if cache is not None:
+            k, v = cache.update(self.layer_idx, k, v)  # (B, nh, S, hd): past + new
+        dropout = self.attn_dropout_p if self.training else 0.0
+        if output_attentions or (self.upcast and q.dtype != torch.float32):
+            y, weights = self._explicit_attention(q, k, v, mask, is_causal, dropout)
+        else:
+            weights = None
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
+                                               scale=self.scaling)  # (B, nh, T, hd)
+        y = self.c_proj(y.transpose(1, 2).reshape(B, T, C))  # (B, T, C)
+        return (self.resid_dropout(y) if self.training else y), weights
+
+    def _explicit_attention(self, q, k, v, mask, is_causal, dropout):
+        """The attention weights spelled out (SDPA does not return them), in float32 when upcasting."""
+        T, S = q.shape[2], k.shape[2]
+        dtype = torch.float32 if self.upcast else q.dtype
+        scores = (q.to(dtype) * self.scaling) @ k.to(dtype).transpose(-2, -1)  # (B, nh, T, S)
+        if is_causal:
+            mask = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=S - T)
+        if mask is not None:
+            scores = scores.masked_fill(~mask, torch.finfo(dtype).min) if mask.dtype == torch.bool else scores + mask
+        weights = F.dropout(scores.softmax(dim=-1).to(v.dtype), dropout, self.training)  # (B, nh, T, S)
+        return weights @ v, weights  # (B, nh, T, hd)
+
+
+# --- MLP -----------------------------------------------------------------------------------------------------------------
+
+
+class GPT2MLP(nn.Module):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__()
+        self.c_fc = GPT2Conv1D(config.n_embd, config.inner_size)
+        self.c_proj = GPT2Conv1D(config.inner_size, config.n_embd)
+        self.act = get_activation(config.activation_function)
+        self.dropout = nn.Dropout(config.resid_pdrop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.c_proj(self.act(self.c_fc(x)))  # (B, T, C)
+        return self.dropout(y) if self.training else y
+
+
+# --- block and model -----------------------------------------------------------------------------------------------------
+
+
+class GPT2Block(nn.Module):
+    """Pre-norm residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
+
+    def __init__(self, config: GPT2Config, layer_idx: int) -> None:
+        super().__init__()
+        self.ln_1 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.attn = GPT2Attention(config, layer_idx)
+        self.ln_2 = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.mlp = GPT2MLP(config)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None = None,
+                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, weights = self.attn(self.ln_1(x), mask, is_causal, cache, output_attentions)
+        x = x + a
+        return x + self.mlp(self.ln_2(x)), weights  # (B, T, C)
+
+
+class GPT2PreTrainedModel(PreTrainedModel):
+    config_class = GPT2Config
+    base_model_prefix = "transformer"
+    # Older checkpoints (the OpenAI ones included) saved the causal mask as buffers; masks are computed here.
+    ignore_unexpected = (r"(^|\.)h\.\d+\.attn\.(bias|masked_bias)$",)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """transformers' GPT-2 init: N(0, 0.02) everywhere, residual projections scaled by 1/sqrt(2 * n_layer)."""
+        super()._init_weights(module)
+        std = self.config.initializer_range
+        if isinstance(module, GPT2Conv1D):
+            nn.init.normal_(module.weight, mean=0.0, std=std)
+            nn.init.zeros_(module.bias)
+        if isinstance(module, (GPT2Attention, GPT2MLP)):
+            nn.init.normal_(module.c_proj.weight, mean=0.0, std=std / math.sqrt(2 * self.config.n_layer))
+
+
+class GPT2Model(GPT2PreTrainedModel):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.wte = nn.Embedding(config.vocab_size, config.n_embd)
+        self.wpe = nn.Embedding(config.n_positions, config.n_embd)
+        self.drop = nn.Dropout(config.embd_pdrop)
+        self.h = nn.ModuleList(GPT2Block(config, i) for i in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_epsilon)
+        self.post_init()
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        past_key_values: KVCache | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        use_cache: bool | None = None,
+        output_hidden_states: bool | None = None,
+        output_attentions: bool | None = None,
+    ) -> BaseModelOutputWithPast:
+        """``attention_mask``: (B, past + T) 1/0 padding mask, or a boolean (B, 1, T, past + T) mask used as is.
+
+        A cache is kept only when asked for (``use_cache=True`` or a ``past_key_values`` to extend): a plain
+        forward pass allocates none. Positions count from the cached length unless ``position_ids`` are given.
+        """
+        if (input_ids is None) == (inputs_embeds is None):
+            raise ValueError("pass exactly one of input_ids or inputs_embeds")
+        output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        output_attentions = self.config.output_attentions if output_attentions is None else output_attentions
+        if inputs_embeds is None:
+            inputs_embeds = self.wte(input_ids)  # (B, T, C)
+        B, T = inputs_embeds.shape[:2]
+        cache = past_key_values
+        if cache is None and use_cache:
+            cache = self.new_cache(B, T)
+        elif cache is not None and not isinstance(cache, KVCache):
+            raise TypeError(f"past_key_values must be the zoo.generation.KVCache a previous call returned, got "
+                            f"{type(cache).__name__}")
+        past = cache.length if cache is not None else 0
+        if past + T > self.config.n_positions:
+            raise ValueError(f"input reaches position {past + T} but the model has {self.config.n_positions} "
+                             f"positions; truncate it (truncation=True, max_length={self.config.n_positions})")
+        if position_ids is None:
+            position_ids = torch.arange(past, past + T, device=inputs_embeds.device)[None]  # (1, T)
+        x = inputs_embeds + self.wpe(position_ids)  # (B, T, C)
+        if token_type_ids is not None:
+            x = x + self.wte(token_type_ids)  # GPT-2 embeds token types with the word embeddings
+        if self.training:  # dropout modules are only called when they act: less per-token overhead in decoding
+            x = self.drop(x)
+        mask, is_causal = causal_attention_mask(attention_mask, T, past, x.device)
+
+        hidden_states: list[torch.Tensor] = []
+        attentions: list[torch.Tensor] = []
+        for block in self.h:
+            if output_hidden_states:
+                hidden_states.append(x)
+            x, weights = block(x, mask, is_causal, cache, output_attentions)
+            if weights is not None:
+                attentions.append(weights)
+        x = self.ln_f(x)
+        if output_hidden_states:
+            hidden_states.append(x)
+        if cache is not None:
+            cache.advance(T)
+        return BaseModelOutputWithPast(x, cache, tuple(hidden_states) if output_hidden_states else None,
+                                       tuple(attentions) if output_attentions else None)
+
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        c = self.config
+        return KVCache(c.n_layer, batch_size, c.n_head, c.n_embd // c.n_head, capacity, self.wte.weight.dtype,
+                       self.wte.weight.device)
+
+
+# --- heads ---------------------------------------------------------------------------------------------------------------
+
+
+class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
+    """Next-token logits through the (tied) word embeddings; ``generate`` comes from GenerationMixin."""
+
+    tied_weights = {"lm_head.weight": "transformer.wte.weight"}
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.post_init()
+
+    def new_kv_cache(self, batch_size: int, capacity: int) -> KVCache:
+        return self.transformer.new_cache(batch_size, capacity)
+
+    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, use_cache=None, logits_to_keep: int = 0, output_hidden_states=None,
+                output_attentions=None) -> CausalLMOutputWithPast:
+        """``labels`` (B, T) are the input ids themselves (shifted inside; -100 ignored). ``logits_to_keep=n``
+        scores only the last n positions (generation needs 1), sparing most of the largest matmul of the model;
+        without autograd on CPU it reads a transposed copy of the output embedding, kept for decoding."""
+        out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               use_cache, output_hidden_states, output_attentions)
+        h = out.last_hidden_state
+        if logits_to_keep:
+            # a decoding step: project through the layout that streams fastest (see project_for_decoding)
+            logits = project_for_decoding(h[:, -logits_to_keep:], self.lm_head)  # (B, logits_to_keep, V)
+        else:
+            logits = self.lm_head(h)  # (B, T, V)
+        loss = None
+        if labels is not None:
+            shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])
+            loss = F.cross_entropy(shift_logits, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
+        return CausalLMOutputWithPast(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+
+
+class GPT2ForSequenceClassification(GPT2PreTrainedModel):
+    """Classifies from the last token that is not padding (the only one that has seen the whole text).
+
+    The last token is the rightmost one different from ``config.pad_token_id``, so left and right padding both
+    work; without a pad_token_id only batches of one can be classified, as in transformers.
+    """
+
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.post_init()
+
+    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, use_cache=None, output_hidden_states=None,
+                output_attentions=None) -> SequenceClassifierOutputWithPast:
+        out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               use_cache, output_hidden_states, output_attentions)
+        h = out.last_hidden_state  # (B, T, C)
+        B = h.shape[0]
+        pad = self.config.pad_token_id
+        if pad is None and B != 1:
+            raise ValueError(f"cannot classify a batch of {B} without config.pad_token_id: the last real token of "
+                             f"each row is unknown; set pad_token_id (e.g. to the tokenizer's pad or eos id)")
+        if pad is None or input_ids is None:
+            last = torch.full((B,), h.shape[1] - 1, dtype=torch.long, device=h.device)
+        else:
+            not_pad = (input_ids != pad).to(torch.int32)
+            last = (torch.arange(input_ids.shape[-1], device=h.device, dtype=torch.int32) * not_pad).argmax(-1)  # (B,)
+        logits = self.score(h[torch.arange(B, device=h.device), last])  # (B, num_labels)
+        loss = classification_loss(logits, labels, self.config) if labels is not None else None
+        return SequenceClassifierOutputWithPast(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+
+
+class GPT2ForTokenClassification(GPT2PreTrainedModel):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        p = getattr(config, "classifier_dropout", None)
+        if p is None:
+            p = getattr(config, "hidden_dropout", None)
+        self.dropout = nn.Dropout(p if p is not None else 0.1)
+        self.classifier = nn.Linear(config.n_embd, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
+                inputs_embeds=None, labels=None, use_cache=None, output_hidden_states=None,
+                output_attentions=None) -> TokenClassifierOutput:
+        out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                               use_cache, output_hidden_states, output_attentions)
+        logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
+        loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1)) if labels is not None else None
+        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+
+
+class GPT2ForQuestionAnswering(GPT2PreTrainedModel):
+    def __init__(self, config: GPT2Config) -> None:
+        super().__init__(config)
+        self.transformer = GPT2Model(config)
+        self.qa_outputs = nn.Linear(config.n_embd, 2)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
+                start_positions=None, end_positions=None, output_hidden_states=None,
+                output_attentions=None) -> QuestionAnsweringOutput:
+        out = self.transformer(input_ids, None, attention_mask, token_type_ids, position_ids, inputs_embeds, None,
+                               output_hidden_states, output_attentions)
+        logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
+        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))  # (B, T) each
+        loss = None
+        if start_positions is not None and end_positions is not None:
+            loss = span_loss(start_logits, end_logits, start_positions, end_positions)
+        return QuestionAnsweringOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
