@@ -22,7 +22,6 @@ import re
 import struct
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -31,6 +30,7 @@ from torch import nn
 
 from zoo.configuration import Config, read_json, split_hub_kwargs, write_text_atomic
 from zoo.errors import ModelFileNotFoundError, ShapeMismatchError, WeightsError
+from zoo.outputs import ModelOutput  # noqa: F401 (re-exported: plugins import it from here too)
 
 logger = logging.getLogger(__name__)
 
@@ -41,26 +41,6 @@ PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 #: Every weights file name, in the order they are preferred.
 WEIGHTS_NAMES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME)
 _SHARD_RE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
-
-
-# --- outputs ----------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class ModelOutput:
-    """Small dataclass base for model outputs: attribute access, plus ``out[0]`` / ``out["logits"]`` like transformers."""
-
-    def to_tuple(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None)
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self) if getattr(self, f.name) is not None]
-
-    def __getitem__(self, key: int | str) -> Any:
-        return getattr(self, key) if isinstance(key, str) else self.to_tuple()[key]
-
-    def __contains__(self, key: str) -> bool:
-        return key in self.keys()
 
 
 # --- shared pieces of model code ----------------------------------------------------------------------------------------

@@ -7,40 +7,16 @@ checkpoints load unmodified. A 6-layer post-norm BERT without token types or poo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from zoo.activations import get_activation
 from zoo.errors import ConfigError
-from zoo.modeling import ModelOutput, PreTrainedModel, classification_loss, key_padding_mask, span_loss
+from zoo.modeling import PreTrainedModel, classification_loss, key_padding_mask, span_loss
+from zoo.outputs import (BaseModelOutput, MaskedLMOutput, QuestionAnsweringOutput, SequenceClassifierOutput,
+                         TokenClassifierOutput)
 from zoo_distilbert.config import DistilBertConfig
-
-
-@dataclass
-class BaseModelOutput(ModelOutput):
-    last_hidden_state: torch.Tensor
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class LogitsOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class QuestionAnsweringOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    start_logits: torch.Tensor | None = None
-    end_logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 def sinusoidal_positions(n_pos: int, dim: int) -> torch.Tensor:
@@ -187,12 +163,12 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, labels=None,
-                output_hidden_states=None, output_attentions=None) -> LogitsOutput:
+                output_hidden_states=None, output_attentions=None) -> MaskedLMOutput:
         out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
         h = self.vocab_layer_norm(self.act(self.vocab_transform(out.last_hidden_state)))  # (B, T, D)
         logits = self.vocab_projector(h)  # (B, T, V)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1)) if labels is not None else None
-        return LogitsOutput(loss, logits, out.hidden_states, out.attentions)
+        return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
@@ -207,12 +183,12 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, labels=None,
-                output_hidden_states=None, output_attentions=None) -> LogitsOutput:
+                output_hidden_states=None, output_attentions=None) -> SequenceClassifierOutput:
         out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
         pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))  # (B, D)
         logits = self.classifier(pooled)  # (B, num_labels)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
-        return LogitsOutput(loss, logits, out.hidden_states, out.attentions)
+        return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 class DistilBertForTokenClassification(DistilBertPreTrainedModel):
@@ -224,11 +200,11 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, labels=None,
-                output_hidden_states=None, output_attentions=None) -> LogitsOutput:
+                output_hidden_states=None, output_attentions=None) -> TokenClassifierOutput:
         out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1)) if labels is not None else None
-        return LogitsOutput(loss, logits, out.hidden_states, out.attentions)
+        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
 class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):

@@ -14,26 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.activations import get_activation
-from zoo.modeling import ModelOutput, PreTrainedModel, classification_loss, key_padding_mask, span_loss
+from zoo.modeling import PreTrainedModel, classification_loss, key_padding_mask, span_loss
+from zoo.outputs import (BaseModelOutputWithPooling, MaskedLMOutput, ModelOutput, QuestionAnsweringOutput,
+                         SequenceClassifierOutput, TokenClassifierOutput)
 from zoo.plugins.bert.config import BertConfig
 
 # --- outputs -------------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class BaseModelOutputWithPooling(ModelOutput):
-    last_hidden_state: torch.Tensor
-    pooler_output: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class MaskedLMOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -41,26 +27,6 @@ class PreTrainingOutput(ModelOutput):
     loss: torch.Tensor | None = None
     prediction_logits: torch.Tensor | None = None
     seq_relationship_logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class SequenceClassifierOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-TokenClassifierOutput = SequenceClassifierOutput
-
-
-@dataclass
-class QuestionAnsweringOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    start_logits: torch.Tensor | None = None
-    end_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
 

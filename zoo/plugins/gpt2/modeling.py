@@ -19,7 +19,8 @@ from torch import nn
 
 from zoo.activations import get_activation
 from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, decode_matmul, project_for_decoding
-from zoo.modeling import ModelOutput, PreTrainedModel, classification_loss, span_loss
+from zoo.modeling import PreTrainedModel, classification_loss, span_loss
+from zoo.outputs import ModelOutput, QuestionAnsweringOutput, TokenClassifierOutput
 from zoo.plugins.gpt2.config import GPT2Config
 
 # --- outputs -------------------------------------------------------------------------------------------------------------
@@ -43,23 +44,6 @@ class CausalLMOutputWithPast(ModelOutput):
 
 
 SequenceClassifierOutputWithPast = CausalLMOutputWithPast
-
-
-@dataclass
-class TokenClassifierOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
-
-
-@dataclass
-class QuestionAnsweringOutput(ModelOutput):
-    loss: torch.Tensor | None = None
-    start_logits: torch.Tensor | None = None
-    end_logits: torch.Tensor | None = None
-    hidden_states: tuple[torch.Tensor, ...] | None = None
-    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 # --- Conv1D --------------------------------------------------------------------------------------------------------------

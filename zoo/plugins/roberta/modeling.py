@@ -20,15 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.modeling import classification_loss, span_loss
-from zoo.plugins.bert.modeling import (
-    BertEmbeddings,
-    BertModel,
-    BertPreTrainedModel,
-    MaskedLMOutput,
-    QuestionAnsweringOutput,
-    SequenceClassifierOutput,
-    TokenClassifierOutput,
-)
+from zoo.outputs import MaskedLMOutput, QuestionAnsweringOutput, SequenceClassifierOutput, TokenClassifierOutput
+from zoo.plugins.bert.modeling import BertEmbeddings, BertModel, BertPreTrainedModel
 from zoo.plugins.roberta.config import RobertaConfig
 
 # --- positions -----------------------------------------------------------------------------------------------------------
