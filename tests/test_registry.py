@@ -253,3 +253,17 @@ def test_malformed_task_is_reported(isolated_registry):
 
     record = isolated_registry.register_plugin(make_task_plugin(PipelineTask("Bad Task", "nocolon")), name="bad-tasks")
     assert "task name" in record.error and "import string" in record.error
+
+
+def test_zoo_trace_plugins_logs_each_hook_call(isolated_registry, monkeypatch, caplog):
+    monkeypatch.setenv("ZOO_TRACE_PLUGINS", "1")
+    caplog.set_level(logging.INFO, logger="zoo.registry")
+    isolated_registry.register_plugin(make_plugin(toy("traced")), name="tracer")
+    assert "register_architectures -> plugin tracer" in caplog.text
+
+
+def test_no_trace_without_the_variable(isolated_registry, monkeypatch, caplog):
+    monkeypatch.delenv("ZOO_TRACE_PLUGINS", raising=False)
+    caplog.set_level(logging.INFO, logger="zoo.registry")
+    isolated_registry.register_plugin(make_plugin(toy("quiet")), name="quiet")
+    assert "-> plugin quiet" not in caplog.text
