@@ -205,6 +205,18 @@ class BertPreTrainedModel(PreTrainedModel):
     # transformers keeps these as non-persistent buffers; older checkpoints saved them.
     ignore_unexpected = (r"embeddings\.position_ids$", r"embeddings\.token_type_ids$")
 
+    def base_model_class(self) -> type[BertModel]:
+        """The bare encoder a head wraps; an architecture built on BERT's heads (RoBERTa) returns its own."""
+        return BertModel
+
+    def add_base_model(self, add_pooling_layer: bool) -> None:
+        """Attach the encoder under ``base_model_prefix`` ("bert"), the name its checkpoint keys start with."""
+        setattr(self, self.base_model_prefix, self.base_model_class()(self.config, add_pooling_layer=add_pooling_layer))
+
+    @property
+    def base_model(self) -> BertModel:
+        return getattr(self, self.base_model_prefix)
+
 
 class BertModel(BertPreTrainedModel):
     embeddings_class = BertEmbeddings
@@ -352,7 +364,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
 class BertForTokenClassification(BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.add_base_model(add_pooling_layer=False)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -360,7 +372,7 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, output_hidden_states=None, output_attentions=None) -> TokenClassifierOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1)) if labels is not None else None
         return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
@@ -369,13 +381,13 @@ class BertForTokenClassification(BertPreTrainedModel):
 class BertForQuestionAnswering(BertPreTrainedModel):
     def __init__(self, config: BertConfig) -> None:
         super().__init__(config)
-        self.bert = BertModel(config, add_pooling_layer=False)
+        self.add_base_model(add_pooling_layer=False)
         self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 start_positions=None, end_positions=None, output_hidden_states=None, output_attentions=None) -> QuestionAnsweringOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
         logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))  # (B, T) each
         loss = span_loss(start_logits, end_logits, start_positions, end_positions) if start_positions is not None and end_positions is not None else None

@@ -19,9 +19,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.modeling import classification_loss, span_loss
-from zoo.outputs import MaskedLMOutput, QuestionAnsweringOutput, SequenceClassifierOutput, TokenClassifierOutput
-from zoo.plugins.bert.modeling import BertEmbeddings, BertModel, BertPreTrainedModel
+from zoo.modeling import classification_loss
+from zoo.outputs import MaskedLMOutput, SequenceClassifierOutput
+from zoo.plugins.bert.modeling import (BertEmbeddings, BertForQuestionAnswering, BertForTokenClassification, BertModel,
+                                      BertPreTrainedModel)
 from zoo.plugins.roberta.config import RobertaConfig
 
 # --- positions -----------------------------------------------------------------------------------------------------------
@@ -69,6 +70,9 @@ class RobertaEmbeddings(BertEmbeddings):
 class RobertaPreTrainedModel(BertPreTrainedModel):
     config_class = RobertaConfig
     base_model_prefix = "roberta"
+
+    def base_model_class(self) -> type:
+        return RobertaModel
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -154,34 +158,9 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
 
 
-class RobertaForTokenClassification(RobertaPreTrainedModel):
-    def __init__(self, config: RobertaConfig) -> None:
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
-                labels=None, output_hidden_states=None, output_attentions=None) -> TokenClassifierOutput:
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
-        logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
-        loss = F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1)) if labels is not None else None
-        return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
+class RobertaForTokenClassification(RobertaPreTrainedModel, BertForTokenClassification):
+    """BERT's token-classification head over the RoBERTa encoder (``roberta.*`` keys)."""
 
 
-class RobertaForQuestionAnswering(RobertaPreTrainedModel):
-    def __init__(self, config: RobertaConfig) -> None:
-        super().__init__(config)
-        self.roberta = RobertaModel(config, add_pooling_layer=False)
-        self.qa_outputs = nn.Linear(config.hidden_size, config.num_labels)
-        self.post_init()
-
-    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
-                start_positions=None, end_positions=None, output_hidden_states=None, output_attentions=None) -> QuestionAnsweringOutput:
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
-        logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
-        start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))  # (B, T) each
-        loss = span_loss(start_logits, end_logits, start_positions, end_positions) if start_positions is not None and end_positions is not None else None
-        return QuestionAnsweringOutput(loss, start_logits, end_logits, out.hidden_states, out.attentions)
+class RobertaForQuestionAnswering(RobertaPreTrainedModel, BertForQuestionAnswering):
+    """BERT's span head over the RoBERTa encoder (``roberta.*`` keys)."""
