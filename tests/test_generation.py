@@ -17,7 +17,7 @@ from transformers.generation import logits_process as hf_lp
 import zoo
 from tests.plugins.test_gpt2 import CONFIGS, EOS, PAD, make_batch, make_gpt2, write_tokenizer
 from zoo.generation import (KVCache, TextIteratorStreamer, TextStreamer, apply_repetition_penalty, apply_top_k,
-                            apply_top_p, causal_attention_mask, project_for_decoding, stream_generate)
+                            apply_top_p, causal_attention_mask, decode_matmul, project_for_decoding, stream_generate)
 from zoo.plugins.gpt2.modeling import GPT2LMHeadModel
 
 
@@ -41,11 +41,13 @@ def hf_generate(hf, ids, mask=None, **kwargs):
         return hf.generate(ids, attention_mask=mask, **kwargs)
 
 
-# --- greedy parity ---------------------------------------------------------------------------------------------------------
+# --- greedy parity -------------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["1-thread", "2-threads"])  # 2: decode_matmul splits the products
 @pytest.mark.parametrize("config_name", CONFIGS)
-def test_greedy_matches_transformers_batched_and_unbatched(tmp_path, config_name):
+def test_greedy_matches_transformers_batched_and_unbatched(tmp_path, config_name, threads):
+    torch.set_num_threads(threads)
     hf, model = both(tmp_path, **CONFIGS[config_name])
     batch = make_batch(seed=1)
     options = dict(max_new_tokens=12, do_sample=False, eos_token_id=EOS, pad_token_id=PAD)
@@ -150,7 +152,7 @@ def test_right_padding_is_warned_about(tmp_path, caplog):
     assert "right-padded" in caplog.text and "padding_side='left'" in caplog.text
 
 
-# --- sampling ----------------------------------------------------------------------------------------------------------------
+# --- sampling ------------------------------------------------------------------------------------------------------------
 
 
 def test_logits_processors_equal_transformers():
@@ -192,7 +194,7 @@ def test_sampling_is_reproducible_with_seed_or_generator(tmp_path):
     assert not torch.equal(a, model.generate(ids, seed=8, **options))
 
 
-# --- the cache and the mask helper ----------------------------------------------------------------------------------------
+# --- the cache and the mask helper ---------------------------------------------------------------------------------------
 
 
 def test_kv_cache_writes_in_place_and_grows():
@@ -208,6 +210,23 @@ def test_kv_cache_writes_in_place_and_grows():
     torch.testing.assert_close(keys, torch.cat([k, more], dim=2))
     cache.reorder(torch.tensor([0, 0]))  # e.g. beam search: rows picked (here duplicated) by index
     assert cache.keys[1].shape[0] == 2 and torch.equal(cache.keys[1][0], cache.keys[1][1])
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_decode_matmul_equals_addmm(threads):
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(96, 40, generator=generator), torch.randn(40, generator=generator)
+    for rows in (1, 3, 16, 17):  # 17: past the split limit, one addmm
+        x = torch.randn(rows, 96, generator=generator)
+        with torch.no_grad():
+            torch.testing.assert_close(decode_matmul(x, weight, bias), torch.addmm(bias, x, weight))
+            torch.testing.assert_close(decode_matmul(x, weight), x @ weight)
+            odd = torch.randn(rows, 95, generator=generator)  # not divisible by the threads: one addmm
+            torch.testing.assert_close(decode_matmul(odd, weight[:95], bias), torch.addmm(bias, odd, weight[:95]))
+    x = torch.randn(1, 96, requires_grad=True)
+    decode_matmul(x, weight, bias).sum().backward()  # with autograd on it is differentiable (plain addmm)
+    torch.testing.assert_close(x.grad, weight.sum(1)[None])
 
 
 def test_project_for_decoding_equals_the_linear_layer_and_follows_its_weight():
@@ -237,7 +256,7 @@ def test_causal_attention_mask():
         causal_attention_mask(torch.tensor([[0, 1]]), 1, 2)
 
 
-# --- streaming ---------------------------------------------------------------------------------------------------------------
+# --- streaming -----------------------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -287,11 +306,12 @@ def test_iterator_streamer_works_with_a_thread_like_transformers(lm_with_tokeniz
     model, tokenizer = lm_with_tokenizer
     prompt = tokenizer("Hello world", return_tensors="pt")
     streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, timeout=30)
-    thread = threading.Thread(target=model.generate, kwargs=dict(**prompt, streamer=streamer, max_new_tokens=15, eos_token_id=[]))
+    options = dict(max_new_tokens=15, eos_token_id=[])
+    thread = threading.Thread(target=model.generate, kwargs=dict(**prompt, streamer=streamer, **options))
     thread.start()
     text = "".join(streamer)
     thread.join()
-    assert text == tokenizer.decode(model.generate(**prompt, max_new_tokens=15, eos_token_id=[])[0, prompt["input_ids"].shape[1]:])
+    assert text == tokenizer.decode(model.generate(**prompt, **options)[0, prompt["input_ids"].shape[1]:])
 
 
 def test_transformers_streamer_protocol_is_accepted(lm_with_tokenizer, tmp_path):

@@ -106,7 +106,7 @@ MAIN_KEYS = {
 }
 
 
-# --- every head, every config ------------------------------------------------------------------------------------------
+# --- every head, every config --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("config_name", CONFIGS)
@@ -247,7 +247,8 @@ def test_token_classification_and_question_answering_losses(tmp_path):
     batch = make_batch()
     hf = make_gpt2(tmp_path / "tok", "token-classification", num_labels=5)
     model = zoo_gpt2.GPT2ForTokenClassification.from_pretrained(tmp_path / "tok")
-    labels = torch.randint(0, 5, (3, 9), generator=torch.Generator().manual_seed(1)).masked_fill(batch["attention_mask"] == 0, -100)
+    labels = torch.randint(0, 5, (3, 9), generator=torch.Generator().manual_seed(1))
+    labels = labels.masked_fill(batch["attention_mask"] == 0, -100)
     with torch.no_grad():
         assert_outputs_equal(model(**batch, labels=labels), hf(**batch, labels=labels), ["loss", "logits"])
     hf = make_gpt2(tmp_path / "qa", "question-answering")
@@ -258,7 +259,7 @@ def test_token_classification_and_question_answering_losses(tmp_path):
                              hf(**batch, start_positions=start, end_positions=end), ["loss", "start_logits", "end_logits"])
 
 
-# --- files: the published layout, both ways ----------------------------------------------------------------------------
+# --- files: the published layout, both ways ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("config_name", ["tiny-gelu_new", "gelu-reorder-unscaled-untied"])
@@ -311,7 +312,7 @@ def test_from_config_initialises_like_transformers():
     assert float(c_proj.bias.detach().abs().max()) == 0.0
 
 
-# --- config ----------------------------------------------------------------------------------------------------------------
+# --- config --------------------------------------------------------------------------------------------------------------
 
 
 def test_config_round_trips_with_transformers(tmp_path):
@@ -366,7 +367,7 @@ def test_auto_classes_resolve_gpt2(tmp_path):
         assert type(auto.from_pretrained(tmp_path)) is cls
 
 
-# --- tokenizer -------------------------------------------------------------------------------------------------------------
+# --- tokenizer -----------------------------------------------------------------------------------------------------------
 
 #: Byte-level edge cases: whitespace runs, emoji (with modifiers and ZWJ), CJK, accents, control characters,
 #: the special token inside text, empty text.
