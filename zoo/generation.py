@@ -30,6 +30,7 @@ import logging
 import queue
 import sys
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -402,14 +403,16 @@ def _is_cjk(cp: int) -> bool:
             or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F)
 
 
-class BaseStreamer:
+class BaseStreamer(ABC):
     """What ``generate`` calls: ``put(ids)`` with the prompt, then with each step's new ids; ``end()`` at the end."""
 
+    @abstractmethod
     def put(self, value: torch.Tensor) -> None:
-        raise NotImplementedError
+        """Receive token ids: first the prompt, then each step's new tokens."""
 
+    @abstractmethod
     def end(self) -> None:
-        raise NotImplementedError
+        """Generation finished: flush what is held back."""
 
 
 class TextStreamer(BaseStreamer):

@@ -14,8 +14,8 @@ from typing import Any
 
 from zoo.errors import ImageError, MissingDependencyError, PipelineError
 from zoo.pipelines.base import Feature, Pipeline
+from zoo.pipelines.classification import ClassificationMixin
 
-FUNCTIONS = ("softmax", "sigmoid", "none")
 
 
 class ImageFeature(Feature):
@@ -27,7 +27,7 @@ class ImageFeature(Feature):
         return int(pixels.shape[-1] * pixels.shape[-2])
 
 
-class ImageClassificationPipeline(Pipeline):
+class ImageClassificationPipeline(ClassificationMixin, Pipeline):
     task = "image-classification"
     model_task = "image-classification"
     default_batch_size = 8
@@ -54,24 +54,6 @@ class ImageClassificationPipeline(Pipeline):
         return arch.model_class(cls.model_task).from_pretrained(repo), AutoImageProcessor.from_pretrained(repo)
 
     # --- options and inputs --------------------------------------------------------------------------------------------
-
-    def check_options(self, options: dict[str, Any]) -> dict[str, Any]:
-        options = dict(options)
-        out: dict[str, Any] = {}
-        if "top_k" in options:
-            top_k = options.pop("top_k")
-            if top_k is not None and (not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < 1):
-                raise PipelineError(f"top_k must be a positive int or None (all labels), got {top_k!r}")
-            out["top_k"] = top_k
-        if "function_to_apply" in options:
-            function = options.pop("function_to_apply")
-            function = str(function).lower() if function is not None else None
-            if function not in (*FUNCTIONS, "default", None):
-                raise PipelineError(f"function_to_apply must be one of {', '.join(FUNCTIONS)} or 'default', got {function!r}")
-            out["function_to_apply"] = None if function == "default" else function
-        if options:
-            raise PipelineError(f"{self.task} got unknown options {sorted(options)} (it takes top_k, function_to_apply)")
-        return out
 
     def is_single(self, inputs: Any) -> bool:
         from zoo.image_processing import is_image_like
@@ -116,22 +98,7 @@ class ImageClassificationPipeline(Pipeline):
 
     # --- results -------------------------------------------------------------------------------------------------------
 
-    def function_for(self, requested: str | None) -> str:
-        if requested is not None:
-            return requested
-        config = self.model.config
-        if config.problem_type == "regression":
-            return "none"
-        if config.problem_type == "multi_label_classification" or config.num_labels == 1:
-            return "sigmoid"
-        return "softmax"
-
     def postprocess(self, item: Any, features: list[Feature], outputs: list[dict[str, Any]], options: dict[str, Any]) -> Any:
-        logits = outputs[0]["logits"]  # (num_labels,)
-        function = self.function_for(options.get("function_to_apply"))
-        scores = logits.softmax(-1) if function == "softmax" else logits.sigmoid() if function == "sigmoid" else logits
-        id2label = self.model.config.id2label or {i: f"LABEL_{i}" for i in range(len(scores))}
-        ranked = [{"label": id2label[i], "score": float(scores[i])} for i in range(len(scores))]
-        ranked.sort(key=lambda r: r["score"], reverse=True)
+        ranked = self.ranked_labels(outputs[0]["logits"], options)  # logits: (num_labels,)
         top_k = options.get("top_k", 5)
         return ranked if top_k is None else ranked[:top_k]

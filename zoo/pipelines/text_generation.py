@@ -113,9 +113,6 @@ class TextGenerationPipeline(Pipeline):
         prompt_len = batch["input_ids"].shape[1]
         return [{"new_ids": row[prompt_len:].cpu()} for row in sequences]
 
-    def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:  # pragma: no cover
-        raise NotImplementedError("text-generation runs model.generate in run_batch")
-
     # --- results -----------------------------------------------------------------------------------------------------
 
     def postprocess(self, item: Any, features: list[Feature], outputs: list[dict[str, Any]], options: dict[str, Any]) -> Any:
