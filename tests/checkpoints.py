@@ -34,6 +34,23 @@ HF_BERT_CLASSES = {
 }
 
 
+ATOL = RTOL = 1e-5
+
+
+def assert_outputs_equal(zoo_out, hf_out, keys=None) -> None:
+    """zoo's output equals transformers' on ``keys`` (default: every key transformers returns but cross_attentions),
+    tuples (hidden states, attentions) element by element, within 1e-5."""
+    keys = keys or [k for k in hf_out.keys() if k != "cross_attentions"]
+    for key in keys:
+        expected, got = hf_out[key], getattr(zoo_out, key)
+        if isinstance(expected, tuple):
+            assert isinstance(got, tuple) and len(got) == len(expected), key
+            for i, (a, b) in enumerate(zip(got, expected)):
+                torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}[{i}]: {m}")
+        else:
+            torch.testing.assert_close(got, expected, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}: {m}")
+
+
 def write_bert_vocab(folder: Path, do_lower_case: bool = True) -> None:
     """vocab.txt + tokenizer_config.json, as a pre-tokenizer.json BERT repo publishes them."""
     import json

@@ -14,7 +14,8 @@ import transformers
 
 import zoo
 from tests.checkpoints import HF_BERT_CLASSES
-from tests.plugins.test_bert import assert_outputs_equal, make_batch, write_checkpoint
+from tests.checkpoints import assert_outputs_equal
+from tests.plugins.test_bert import make_batch, write_checkpoint
 from zoo.errors import ConfigError, ModelFileNotFoundError, TaskNotSupportedError, UnknownModelTypeError
 from zoo.plugins.bert.config import BertConfig
 

@@ -16,7 +16,8 @@ import transformers
 from safetensors.torch import load_file, save_file
 
 import zoo
-from tests.plugins.test_bert import assert_outputs_equal, make_batch, write_checkpoint
+from tests.checkpoints import assert_outputs_equal
+from tests.plugins.test_bert import make_batch, write_checkpoint
 from zoo.errors import ConfigError, ModelFileNotFoundError, ShapeMismatchError, WeightsError
 from zoo.modeling import ModelOutput, PreTrainedModel, meta_parameters, parse_size
 from zoo.plugins.bert.config import BertConfig

@@ -14,7 +14,7 @@ import pytest
 import torch
 import transformers
 
-from tests.checkpoints import HF_BERT_CLASSES, TINY_BERT, make_bert
+from tests.checkpoints import HF_BERT_CLASSES, TINY_BERT, assert_outputs_equal, make_bert
 from zoo.errors import ConfigError
 from zoo.plugins.bert import modeling as zoo_bert
 from zoo.plugins.bert.config import BertConfig
@@ -59,18 +59,6 @@ def make_batch(config: dict, seed: int = 0, batch: int = 3, length: int = 9) -> 
     ids[mask == 0] = 0
     types = torch.randint(0, full["type_vocab_size"], (batch, length), generator=generator) * mask
     return {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-
-
-def assert_outputs_equal(zoo_out, hf_out, keys=None) -> None:
-    keys = keys or [k for k in hf_out.keys() if k != "cross_attentions"]
-    for key in keys:
-        expected, got = hf_out[key], getattr(zoo_out, key)
-        if isinstance(expected, tuple):
-            assert isinstance(got, tuple) and len(got) == len(expected), key
-            for i, (a, b) in enumerate(zip(got, expected)):
-                torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}[{i}]: {m}")
-        else:
-            torch.testing.assert_close(got, expected, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}: {m}")
 
 
 # --- every head, every config ------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ import zoo
 from zoo.errors import ConfigError
 from zoo.plugins.gpt2 import modeling as zoo_gpt2
 from zoo.plugins.gpt2.config import GPT2Config
+from tests.checkpoints import assert_outputs_equal
 
 ATOL = RTOL = 1e-5
 VOCAB = 120
@@ -75,17 +76,6 @@ def make_batch(seed: int = 0, batch: int = 3, length: int = 9, vocab: int = VOCA
         mask[row, : length - n] = 0
     ids[mask == 0] = PAD
     return {"input_ids": ids, "attention_mask": mask}
-
-
-def assert_outputs_equal(zoo_out, hf_out, keys) -> None:
-    for key in keys:
-        expected, got = hf_out[key], getattr(zoo_out, key)
-        if isinstance(expected, tuple):
-            assert isinstance(got, tuple) and len(got) == len(expected), key
-            for i, (a, b) in enumerate(zip(got, expected)):
-                torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}[{i}]: {m}")
-        else:
-            torch.testing.assert_close(got, expected, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}: {m}")
 
 
 @pytest.fixture(autouse=True)

@@ -22,6 +22,7 @@ import zoo
 from zoo.errors import ConfigError, TokenizerError
 from zoo.plugins.roberta import modeling as zoo_roberta
 from zoo.plugins.roberta.config import RobertaConfig
+from tests.checkpoints import assert_outputs_equal
 
 ATOL = RTOL = 1e-5
 
@@ -308,18 +309,6 @@ def make_batch(config: dict, side: str = "right", seed: int = 0, batch: int = 3,
     if full["type_vocab_size"] > 1:
         out["token_type_ids"] = torch.randint(0, full["type_vocab_size"], (batch, length), generator=generator) * mask
     return out
-
-
-def assert_outputs_equal(zoo_out, hf_out, keys=None) -> None:
-    keys = keys or [k for k in hf_out.keys() if k != "cross_attentions"]
-    for key in keys:
-        expected, got = hf_out[key], getattr(zoo_out, key)
-        if isinstance(expected, tuple):
-            assert isinstance(got, tuple) and len(got) == len(expected), key
-            for i, (a, b) in enumerate(zip(got, expected)):
-                torch.testing.assert_close(a, b, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}[{i}]: {m}")
-        else:
-            torch.testing.assert_close(got, expected, atol=ATOL, rtol=RTOL, msg=lambda m: f"{key}: {m}")
 
 
 # --- every head, every config ----------------------------------------------------------------------------------------------
