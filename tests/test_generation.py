@@ -15,10 +15,11 @@ import transformers
 from transformers.generation import logits_process as hf_lp
 
 import zoo
-from tests.plugins.test_gpt2 import CONFIGS, EOS, PAD, make_batch, make_gpt2, write_tokenizer
-from zoo.generation import (KVCache, TextIteratorStreamer, TextStreamer, apply_repetition_penalty, apply_top_k,
-                            apply_top_p, causal_attention_mask, decode_matmul, project_for_decoding, stream_generate)
-from zoo.plugins.gpt2.modeling import GPT2LMHeadModel
+from tests.plugins.test_gpt2 import CONFIGS, EOS, PAD, VOCAB, make_batch, make_gpt2, write_tokenizer
+from zoo.generation import (DecodingProjection, KVCache, TextIteratorStreamer, TextStreamer, apply_repetition_penalty,
+                            apply_top_k, apply_top_p, causal_attention_mask, decode_matmul, decoding_weight,
+                            has_forward_hooks, project_for_decoding, stream_generate)
+from zoo.plugins.gpt2.modeling import GPT2DecodingStep, GPT2LMHeadModel
 
 
 @pytest.fixture(autouse=True)
@@ -107,6 +108,7 @@ def test_attention_mask_is_inferred_from_pad_tokens_like_transformers(tmp_path):
 
 def test_decoding_feeds_one_token_per_step_through_the_cache(tmp_path, monkeypatch):
     _, model = both(tmp_path)
+    monkeypatch.setattr(GPT2LMHeadModel, "decoding_step", lambda self, cache: None)  # every step through forward
     calls = []
     real = GPT2LMHeadModel.forward
 
@@ -117,6 +119,95 @@ def test_decoding_feeds_one_token_per_step_through_the_cache(tmp_path, monkeypat
     monkeypatch.setattr(GPT2LMHeadModel, "forward", recording)
     model.generate(make_batch()["input_ids"][:1], max_new_tokens=5, eos_token_id=[])
     assert calls == [((1, 9), 0, 1), ((1, 1), 9, 1), ((1, 1), 10, 1), ((1, 1), 11, 1), ((1, 1), 12, 1)]
+
+
+def test_decoding_step_takes_over_after_the_prompt(tmp_path, monkeypatch):
+    _, model = both(tmp_path)
+    forward_calls, step_calls = [], []
+    real_forward, real_step = GPT2LMHeadModel.forward, GPT2DecodingStep.__call__
+
+    def forward(self, input_ids=None, past_key_values=None, **kwargs):
+        forward_calls.append(tuple(input_ids.shape))
+        return real_forward(self, input_ids, past_key_values, **kwargs)
+
+    def step(self, input_ids, attention_mask=None, position_ids=None):
+        step_calls.append((tuple(input_ids.shape), self.cache.length))
+        return real_step(self, input_ids, attention_mask, position_ids)
+
+    monkeypatch.setattr(GPT2LMHeadModel, "forward", forward)
+    monkeypatch.setattr(GPT2DecodingStep, "__call__", step)
+    model.generate(make_batch()["input_ids"][:1], max_new_tokens=4, eos_token_id=[])
+    assert forward_calls == [(1, 9)]  # the prompt
+    assert step_calls == [((1, 1), 9), ((1, 1), 10), ((1, 1), 11)]
+    forward_calls.clear(), step_calls.clear()
+    model.generate(make_batch()["input_ids"][:1], max_new_tokens=1, eos_token_id=[])
+    assert forward_calls == [(1, 9)] and step_calls == []  # one token: the step is not even made
+
+
+# --- the decoding step ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3], ids=["1-thread", "2-threads", "3-threads"])  # 3: blocks that don't divide
+@pytest.mark.parametrize("config_name", CONFIGS)
+def test_decoding_step_equals_the_forward_pass(tmp_path, config_name, threads):
+    """Logits and cache after each step equal forward's on a copy of the same cache: left-padded batch, then one
+    prompt without padding (positions from the cache, no mask)."""
+    torch.set_num_threads(threads)
+    _, model = both(tmp_path, **CONFIGS[config_name])
+    generator = torch.Generator().manual_seed(7)
+    batch = make_batch(seed=6)
+    for ids, mask in ((batch["input_ids"], batch["attention_mask"]), (batch["input_ids"][:1], None)):
+        B, L = ids.shape
+        positions = (mask.cumsum(-1) - 1).clamp(min=0) if mask is not None else None
+        prefill_mask = causal_attention_mask(mask, L, 0)[0] if mask is not None else None
+        key_mask = (torch.cat([mask, torch.ones(B, 4, dtype=torch.long)], 1).bool()[:, None, None, :]
+                    if mask is not None else None)
+        with torch.inference_mode():
+            caches = [model.new_kv_cache(B, L + 4) for _ in range(2)]
+            for cache in caches:
+                model(input_ids=ids, attention_mask=prefill_mask, position_ids=positions, past_key_values=cache,
+                      use_cache=True, logits_to_keep=1)
+            step = model.decoding_step(caches[0])
+            assert isinstance(step, GPT2DecodingStep)
+            token = torch.randint(2, VOCAB, (B, 1), generator=generator)
+            position = positions[:, -1:] if positions is not None else None
+            for n in range(1, 5):
+                position = position + 1 if position is not None else None
+                step_mask = key_mask[..., : L + n] if key_mask is not None else None
+                expected = model(input_ids=token, attention_mask=step_mask, position_ids=position,
+                                 past_key_values=caches[1], use_cache=True, logits_to_keep=1).logits[:, -1]
+                got = step(token, step_mask, position)
+                torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+                token = expected.argmax(-1, keepdim=True)
+            assert caches[0].length == caches[1].length == L + 4
+            for mine, theirs in zip(caches[0].keys + caches[0].values, caches[1].keys + caches[1].values):
+                torch.testing.assert_close(mine[:, :, : L + 4], theirs[:, :, : L + 4], rtol=1e-5, atol=1e-5)
+
+
+def test_decoding_step_stands_aside_where_it_would_differ(tmp_path):
+    """Hooks (it bypasses the modules), training mode and half-precision upcasting fall back to forward; hooks then
+    run at every token."""
+    _, model = both(tmp_path)
+    cache = model.new_kv_cache(1, 4)
+    assert model.decoding_step(cache) is not None
+    seen = []
+    handle = model.transformer.h[1].mlp.register_forward_hook(lambda module, args, out: seen.append(out.shape[1]))
+    assert model.decoding_step(cache) is None
+    model.generate(make_batch()["input_ids"][:1], max_new_tokens=3, eos_token_id=[])
+    assert seen == [9, 1, 1]  # the prompt, then each new token went through the hooked module
+    handle.remove()
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(lambda module, args: None)  # a global hook
+    try:
+        assert model.decoding_step(cache) is None
+    finally:
+        handle.remove()
+    assert not has_forward_hooks(model) and model.decoding_step(cache) is not None
+    model.train()
+    assert model.decoding_step(cache) is None
+    model.eval()
+    _, upcast = both(tmp_path / "upcast", reorder_and_upcast_attn=True)
+    assert upcast.decoding_step(cache) is not None  # float32: upcasting changes nothing
+    assert upcast.to(torch.bfloat16).decoding_step(cache) is None
 
 
 def test_generate_defaults_and_inputs(tmp_path):
@@ -229,14 +320,39 @@ def test_decode_matmul_equals_addmm(threads):
     torch.testing.assert_close(x.grad, weight.sum(1)[None])
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_decoding_projection_equals_addmm(threads):
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    weight, bias = torch.randn(96, 40, generator=generator), torch.randn(40, generator=generator)
+    with torch.inference_mode():
+        for inner in (96, 95):  # 95: not divisible by 2 or 3 threads, one block
+            projection, plain = DecodingProjection(weight[:inner], bias), DecodingProjection(weight[:inner])
+            assert projection.blocks == (threads if inner % threads == 0 else 1) and not projection.by_output
+            for rows in (1, 3):
+                x = torch.randn(rows, inner, generator=generator)
+                torch.testing.assert_close(projection(x), torch.addmm(bias, x, weight[:inner]))
+                torch.testing.assert_close(plain(x), x @ weight[:inner])
+        for out in (40, 35):  # through the (out, in) copy, by blocks of outputs; 35: threads don't divide it
+            w = weight[:, :out]
+            projection = DecodingProjection(w, bias[:out], transposed=w.t().contiguous())
+            plain = DecodingProjection(w, transposed=w.t().contiguous())
+            assert projection.by_output == (threads > 1 and out % threads == 0)
+            for rows in (1, 3):
+                x = torch.randn(rows, 96, generator=generator)
+                torch.testing.assert_close(projection(x), torch.addmm(bias[:out], x, w))
+                torch.testing.assert_close(plain(x), x @ w)
+
+
 def test_project_for_decoding_equals_the_linear_layer_and_follows_its_weight():
     linear = torch.nn.Linear(16, 40)
     h = torch.randn(2, 1, 16)
     with torch.no_grad():
         torch.testing.assert_close(project_for_decoding(h, linear), linear(h))
-        first = linear.__dict__["_decoding_weight"][1]
+        first = decoding_weight(linear)
+        assert torch.equal(first, linear.weight.t())
         project_for_decoding(h, linear)
-        assert linear.__dict__["_decoding_weight"][1] is first  # kept between steps
+        assert decoding_weight(linear) is first  # kept between steps
         linear.weight.mul_(2)  # changed in place (a training step, a tied embedding edited): the copy is remade
         torch.testing.assert_close(project_for_decoding(h, linear), linear(h))
     out = project_for_decoding(h, linear)  # with autograd on: the layer itself, so gradients flow

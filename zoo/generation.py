@@ -26,6 +26,7 @@ and :func:`project_for_decoding` reads the output embedding in the layout that s
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import sys
@@ -40,7 +41,8 @@ from torch import nn
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "GenerationMixin", "KVCache", "causal_attention_mask", "decode_matmul", "project_for_decoding",
+    "GenerationMixin", "KVCache", "DecodingProjection", "causal_attention_mask", "decode_matmul", "decoding_weight",
+    "has_forward_hooks", "project_for_decoding",
     "apply_repetition_penalty", "apply_top_k", "apply_top_p",
     "BaseStreamer", "TextStreamer", "TextIteratorStreamer", "stream_generate",
 ]
@@ -127,29 +129,89 @@ def decode_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     return torch.addmm(bias, x, weight) if bias is not None else x @ weight
 
 
-def project_for_decoding(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
-    """``linear(h)`` for the few positions of a decoding step, without autograd, fast on CPU.
+def decoding_weight(module: nn.Module) -> torch.Tensor:
+    """A contiguous transposed copy of ``module.weight`` for decoding, made once and kept beside the module.
 
-    MKL streams a row-major ``(in, out)`` matrix (``x @ W``) faster than the ``(out, in)`` layout of ``nn.Linear``
-    (``F.linear``), and :func:`decode_matmul` can split it over the cores (benchmarks/bench_generate.py). For the
-    largest matrix of a small LM, the output embedding, a transposed copy is therefore kept beside the module
-    (vocab x hidden values: 154 MB for GPT-2, made on first use and remade whenever the weight changes or moves).
-    Elsewhere (GPU, autograd on) this is plainly ``linear(h)``.
+    Which layout of a matrix streams fastest in a matrix-vector product depends on its shape (MKL, 2 cores:
+    benchmarks/bench_generate.py): a row-major ``(in, out)`` matrix, split by rows over the threads, when ``out``
+    is the long side (``F.linear`` over the ``(out, in)`` layout of ``nn.Linear`` is ~1.5x slower); the ``(out, in)``
+    layout when the product narrows (``in > out``, ~1.15x faster). The output embedding of a small LM, the largest
+    matrix, is read through this copy of its ``nn.Linear`` weight (vocab x hidden values: 154 MB for GPT-2), as is
+    the narrowing MLP output projection of GPT-2's Conv1D layers. The copy is made on first use and remade
+    whenever the weight changes or moves; it is not a buffer, so it is never saved or moved.
     """
-    w = linear.weight
-    if h.device.type != "cpu" or torch.is_grad_enabled():
-        return linear(h)
+    w = module.weight
     try:
         version = w._version
     except RuntimeError:  # an inference tensor has no version counter, and cannot change in place anyway
         version = 0
     key = (w.data_ptr(), version, tuple(w.shape), w.dtype, w.device)
-    cached = linear.__dict__.get("_decoding_weight")
+    cached = module.__dict__.get("_decoding_weight")
     if cached is None or cached[0] != key:
-        cached = (key, w.detach().t().contiguous())  # (in, out)
-        linear.__dict__["_decoding_weight"] = cached  # not a buffer: never saved, never moved
-    out = decode_matmul(h.reshape(-1, h.shape[-1]), cached[1], linear.bias)  # (B*T, out)
+        cached = (key, w.detach().t().contiguous())
+        module.__dict__["_decoding_weight"] = cached
+    return cached[1]
+
+
+def project_for_decoding(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
+    """``linear(h)`` for the few positions of a decoding step, without autograd, fast on CPU: through
+    :func:`decoding_weight` and :func:`decode_matmul`. Elsewhere (GPU, autograd on) this is plainly ``linear(h)``."""
+    if h.device.type != "cpu" or torch.is_grad_enabled():
+        return linear(h)
+    out = decode_matmul(h.reshape(-1, h.shape[-1]), decoding_weight(linear), linear.bias)  # (B*T, out)
     return out.view(*h.shape[:-1], out.shape[-1])
+
+
+class DecodingProjection:
+    """``x @ W + b`` for the ``(B, in)`` rows of a decoding step, over a weight prepared once per ``generate``.
+
+    What :func:`decode_matmul` does per call is done here once: the ``(in, out)`` weight is viewed as one contiguous
+    block of rows per thread, ``(P, in/P, out)``, and the bias is placed in the first block's partial product, so a
+    step is one ``baddbmm`` (the blocks in parallel) and one sum. Given ``transposed``, the same matrix as a
+    contiguous ``(out, in)`` tensor (:func:`decoding_weight`), each thread instead computes its own block of
+    outputs from its rows of it, the faster layout when the product narrows. With one thread, or sizes the threads
+    do not divide, it is one block: a plain ``baddbmm``.
+    """
+
+    __slots__ = ("weight", "initial", "blocks", "block", "by_output")
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                 transposed: torch.Tensor | None = None) -> None:
+        inner, out = weight.shape
+        threads = torch.get_num_threads()
+        self.by_output = transposed is not None and threads > 1 and out % threads == 0
+        if self.by_output:
+            assert transposed is not None and transposed.shape == (out, inner) and transposed.is_contiguous()
+            self.blocks, self.block = threads, inner
+            self.weight = transposed.view(threads, out // threads, inner).transpose(1, 2)  # (P, in, out/P)
+            self.initial = weight.new_zeros(threads, 1, out // threads)  # (P, 1, out/P): each block's bias
+            if bias is not None:
+                self.initial.copy_(bias.detach().view(threads, 1, -1))
+            return
+        self.blocks = threads if threads > 1 and inner % threads == 0 and weight.is_contiguous() else 1
+        self.block = inner // self.blocks
+        self.weight = weight.detach().reshape(self.blocks, self.block, out)  # (P, in/P, out), a view
+        self.initial = weight.new_zeros(self.blocks, 1, out)  # (P, 1, out): the bias, then zeros
+        if bias is not None:
+            self.initial[0, 0] = bias.detach()
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.shape[0]
+        if self.by_output:  # every block sees all of x and yields its own outputs
+            parts = torch.baddbmm(self.initial, x.expand(self.blocks, rows, self.block), self.weight)  # (P, B, out/P)
+            return parts.transpose(0, 1).reshape(rows, -1)  # (B, out)
+        parts = torch.baddbmm(self.initial, x.view(rows, self.blocks, self.block).transpose(0, 1), self.weight)
+        return parts.sum(0) if self.blocks > 1 else parts[0]  # (B, out)
+
+
+def has_forward_hooks(module: nn.Module) -> bool:
+    """Whether a forward (pre-)hook is registered on ``module``, any submodule, or globally: a decoding step that
+    bypasses the modules must not be used then, or the hooks would silently not run."""
+    from torch.nn.modules import module as module_globals
+
+    if module_globals._global_forward_hooks or module_globals._global_forward_pre_hooks:
+        return True
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 def causal_attention_mask(attention_mask: torch.Tensor | None, q_len: int, past_len: int,
@@ -252,6 +314,17 @@ class GenerationMixin:
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         param = next(self.parameters())  # type: ignore[attr-defined]
         return KVCache(config.num_hidden_layers, batch_size, heads, head_dim, capacity, param.dtype, param.device)
+
+    def decoding_step(self, cache: KVCache) -> Callable[..., torch.Tensor] | None:
+        """A faster way to decode one token per sequence, or None (the default) to call the forward pass.
+
+        When a model returns a callable here, ``generate`` calls ``step(input_ids (B, 1), attention_mask,
+        position_ids)`` for every token after the prompt instead of ``forward``; it must write the new keys and
+        values into ``cache``, advance it by one, and return the next-token logits ``(B, V)``, equal to what
+        ``forward`` gives. ``attention_mask`` is None or a boolean ``(B, 1, 1, past + 1)`` padding mask,
+        ``position_ids`` None (positions follow the cache) or ``(B, 1)``.
+        """
+        return None
 
     def _forward_for_generation(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                                 position_ids: torch.Tensor | None, cache: KVCache) -> torch.Tensor:
@@ -361,6 +434,7 @@ class GenerationMixin:
         cur = prompt_len
         try:
             logits = self._forward_for_generation(input_ids, prefill_mask, positions, cache)  # (B, V)
+            step: Callable[..., torch.Tensor] | None = None  # made when the first token after the prompt needs it
             next_positions = positions[:, -1:] if positions is not None else None
             while True:
                 scores = logits
@@ -388,7 +462,9 @@ class GenerationMixin:
                 if next_positions is not None:
                     next_positions = next_positions + 1
                 step_mask = key_mask[..., :cur] if key_mask is not None else None
-                logits = self._forward_for_generation(sequences[:, cur - 1 : cur], step_mask, next_positions, cache)
+                if step is None:
+                    step = self.decoding_step(cache) or functools.partial(self._forward_for_generation, cache=cache)
+                logits = step(sequences[:, cur - 1 : cur], step_mask, next_positions).float()  # (B, V)
         finally:
             if streamer is not None:
                 streamer.end()  # also on error, so a consumer iterating the streamer is never left waiting

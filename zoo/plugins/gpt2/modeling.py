@@ -18,7 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.activations import get_activation
-from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, decode_matmul, project_for_decoding
+from zoo.generation import (DecodingProjection, GenerationMixin, KVCache, causal_attention_mask, decode_matmul,
+                            decoding_weight, has_forward_hooks, project_for_decoding)
 from zoo.modeling import PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import ModelOutput, QuestionAnsweringOutput, TokenClassifierOutput
 from zoo.plugins.gpt2.config import GPT2Config
@@ -267,6 +268,14 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
     def new_kv_cache(self, batch_size: int, capacity: int) -> KVCache:
         return self.transformer.new_cache(batch_size, capacity)
 
+    def decoding_step(self, cache: KVCache) -> GPT2DecodingStep | None:
+        """:class:`GPT2DecodingStep` where it computes exactly what forward does: on CPU, in eval mode, with no
+        forward hooks (it bypasses the modules) and no half-precision upcasting; otherwise None (use forward)."""
+        if (self.training or self.lm_head.weight.device.type != "cpu" or has_forward_hooks(self)
+                or (self.config.reorder_and_upcast_attn and self.lm_head.weight.dtype != torch.float32)):
+            return None
+        return GPT2DecodingStep(self, cache)
+
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, use_cache=None, logits_to_keep: int = 0, output_hidden_states=None,
                 output_attentions=None) -> CausalLMOutputWithPast:
@@ -286,6 +295,63 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
             shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])
             loss = F.cross_entropy(shift_logits, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
         return CausalLMOutputWithPast(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+
+
+class GPT2DecodingStep:
+    """One new token per sequence through GPT-2, for ``generate``: the forward pass's maths without its module tree.
+
+    At batch 1 a decoding step reads every weight once (~0.5 GB for gpt2), and on CPU that reading is all it should
+    cost. The forward pass adds ~3 ms per token around the products on 2 cores (module calls, reshapes, cache and
+    mask bookkeeping, the output object: ~15% of a token), while no weight is being read. Here that work is done once
+    per ``generate`` call: every projection becomes a :class:`~zoo.generation.DecodingProjection`, over the
+    published ``(in, out)`` weight or, for the two matrices whose other layout streams faster, over a transposed
+    copy kept beside the module (the output embedding, 154 MB for gpt2, and the MLP output projections, 113 MB;
+    :func:`~zoo.generation.decoding_weight`), and a step is the bare sequence of ops (benchmarks/bench_generate.py:
+    ~1.15x tokens/s). The maths is the forward pass's; only the summation order inside the products differs, so the
+    logits agree to float rounding (tests/test_generation.py compares them).
+    """
+
+    def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
+        body, config = model.transformer, model.config
+        self.cache = cache
+        self.wte, self.wpe = body.wte.weight, body.wpe.weight
+        self.heads, self.head_dim = config.n_head, config.n_embd // config.n_head
+        self.eps = config.layer_norm_epsilon
+        self.activation = body.h[0].mlp.act
+        self.layers = [
+            (block.ln_1.weight, block.ln_1.bias, self.projection(block.attn.c_attn), block.attn.scaling,
+             self.projection(block.attn.c_proj), block.ln_2.weight, block.ln_2.bias, self.projection(block.mlp.c_fc),
+             self.projection(block.mlp.c_proj))
+            for block in body.h
+        ]
+        self.ln_f = (body.ln_f.weight, body.ln_f.bias)
+        self.lm_head = DecodingProjection(decoding_weight(model.lm_head), model.lm_head.bias)
+
+    @staticmethod
+    def projection(conv: GPT2Conv1D) -> DecodingProjection:
+        """The published ``(in, out)`` weight as it is, or where the product narrows (the MLP's output projection,
+        3072 -> 768 for gpt2) a kept ``(out, in)`` copy, which streams faster (zoo.generation.decoding_weight)."""
+        inner, out = conv.weight.shape
+        return DecodingProjection(conv.weight, conv.bias, decoding_weight(conv) if inner > out else None)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``input_ids`` (B, 1) -> next-token logits (B, V); ``attention_mask``: None or boolean (B, 1, 1, past + 1);
+        ``position_ids``: None (the cached length) or (B, 1)."""
+        cache, heads, head_dim, eps = self.cache, self.heads, self.head_dim, self.eps
+        B = input_ids.shape[0]
+        position = cache.length if position_ids is None else position_ids[:, 0]
+        x = self.wte[input_ids[:, 0]] + self.wpe[position]  # (B, C)
+        C = x.shape[-1]
+        for i, (w1, b1, c_attn, scaling, c_proj, w2, b2, c_fc, mlp_proj) in enumerate(self.layers):
+            qkv = c_attn(F.layer_norm(x, (C,), w1, b1, eps))  # (B, 3C)
+            q, k, v = qkv.view(B, 3, heads, 1, head_dim).unbind(1)  # (B, nh, 1, hd) each
+            k, v = cache.update(i, k, v)  # (B, nh, S, hd)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask, scale=scaling)  # (B, nh, 1, hd)
+            x = x + c_proj(y.view(B, C))
+            x = x + mlp_proj(self.activation(c_fc(F.layer_norm(x, (C,), w2, b2, eps))))  # (B, C)
+        cache.advance(1)
+        return self.lm_head(F.layer_norm(x, (C,), *self.ln_f, eps))  # (B, V)
 
 
 class GPT2ForSequenceClassification(GPT2PreTrainedModel):
