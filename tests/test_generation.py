@@ -342,6 +342,8 @@ def test_decoding_projection_equals_addmm(threads):
                 x = torch.randn(rows, 96, generator=generator)
                 torch.testing.assert_close(projection(x), torch.addmm(bias[:out], x, w))
                 torch.testing.assert_close(plain(x), x @ w)
+        with pytest.raises(ValueError, match=r"contiguous \(40, 96\) tensor, got \(96, 40\)"):
+            DecodingProjection(weight, bias, transposed=weight)
 
 
 def test_project_for_decoding_equals_the_linear_layer_and_follows_its_weight():

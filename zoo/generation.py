@@ -21,7 +21,9 @@ Speed at batch 1 is bounded by reading every weight once per token; the loop is 
 bound: one preallocated cache (no ``torch.cat`` per step), one preallocated output buffer, masks built once and
 sliced per step (none at all without padding), logits computed for the last position only, and the whole loop
 under ``torch.inference_mode``. On CPU, :func:`decode_matmul` spreads each matrix-vector product over the cores
-and :func:`project_for_decoding` reads the output embedding in the layout that streams fastest.
+and :func:`project_for_decoding` reads the output embedding in the layout that streams fastest. After the prompt,
+a model may decode through its own :meth:`GenerationMixin.decoding_step`, the forward pass's maths with every
+projection prepared once per call (:class:`DecodingProjection`) and no module tree around it (GPT-2 does).
 """
 
 from __future__ import annotations
@@ -132,8 +134,8 @@ def decode_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 def decoding_weight(module: nn.Module) -> torch.Tensor:
     """A contiguous transposed copy of ``module.weight`` for decoding, made once and kept beside the module.
 
-    Which layout of a matrix streams fastest in a matrix-vector product depends on its shape (MKL, 2 cores:
-    benchmarks/bench_generate.py): a row-major ``(in, out)`` matrix, split by rows over the threads, when ``out``
+    Which layout of a matrix streams fastest in a matrix-vector product depends on its shape (MKL on the 2-core
+    benchmark machine, GPT-2's matrices read one after the other): a row-major ``(in, out)`` matrix, split by rows over the threads, when ``out``
     is the long side (``F.linear`` over the ``(out, in)`` layout of ``nn.Linear`` is ~1.5x slower); the ``(out, in)``
     layout when the product narrows (``in > out``, ~1.15x faster). The output embedding of a small LM, the largest
     matrix, is read through this copy of its ``nn.Linear`` weight (vocab x hidden values: 154 MB for GPT-2), as is
@@ -180,8 +182,12 @@ class DecodingProjection:
         inner, out = weight.shape
         threads = torch.get_num_threads()
         self.by_output = transposed is not None and threads > 1 and out % threads == 0
+        if transposed is not None and (tuple(transposed.shape) != (out, inner) or not transposed.is_contiguous()):
+            raise ValueError(f"transposed must be the weight as a contiguous ({out}, {inner}) tensor, got "
+                             f"{tuple(transposed.shape)}{'' if transposed.is_contiguous() else ' (not contiguous)'}; "
+                             f"pass decoding_weight(module)")
         if self.by_output:
-            assert transposed is not None and transposed.shape == (out, inner) and transposed.is_contiguous()
+            assert transposed is not None
             self.blocks, self.block = threads, inner
             self.weight = transposed.view(threads, out // threads, inner).transpose(1, 2)  # (P, in, out/P)
             self.initial = weight.new_zeros(threads, 1, out // threads)  # (P, 1, out/P): each block's bias
