@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -235,3 +236,15 @@ def test_the_classic_defaults():
     from zoo.pipelines.question_answering import DEFAULTS
 
     assert (DEFAULTS["doc_stride"], DEFAULTS["max_answer_len"], DEFAULTS["max_seq_len"], DEFAULTS["max_question_len"]) == (128, 15, 384, 64)
+
+
+def test_tied_spans_come_earliest_first_whatever_top_k():
+    """Repeated tokens give spans of exactly equal score: the earliest win, so a shorter top_k is a prefix."""
+    from zoo.pipelines.question_answering import decode_window
+
+    logits = np.array([0.0, 1.0, 3.0, 1.0, 3.0, 1.0, 3.0])  # tokens 2, 4, 6 alike; token 0 is CLS
+    in_context = np.array([False] + [True] * 6)
+    full, _ = decode_window(logits, logits, in_context, 0, top_k=6, max_answer_len=15)
+    assert [(s, e) for s, e, _ in full[:6]] == [(2, 2), (2, 4), (2, 6), (4, 4), (4, 6), (6, 6)]
+    for k in range(1, 6):
+        assert decode_window(logits, logits, in_context, 0, top_k=k, max_answer_len=15)[0] == full[:k]

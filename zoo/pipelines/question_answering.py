@@ -213,7 +213,11 @@ def decode_window(start_logits: np.ndarray, end_logits: np.ndarray, in_context: 
     count = min(top_k, int((flat >= 0).sum()))
     if count == 0:
         return [], null
-    top = np.argpartition(-flat, count - 1)[:count] if count < flat.size else np.arange(flat.size)
+    # the best `count` scores; among equal ones the earliest spans, so that top_k=2 is the head of top_k=4
+    # (argpartition alone picks an arbitrary one of scores tied at the cut)
+    kth = -np.partition(-flat, count - 1)[count - 1]
+    above = np.flatnonzero(flat > kth)
+    top = np.concatenate([above, np.flatnonzero(flat == kth)[: count - above.size]])
     top = top[np.argsort(-flat[top], kind="stable")]
     return [(int(i // n), int(i % n), float(flat[i])) for i in top if flat[i] >= 0], null
 
