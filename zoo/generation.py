@@ -87,6 +87,12 @@ class KVCache:
         values[:, :, start:end] = v
         return keys[:, :, :end], values[:, :, :end]  # (B, heads, S, head_dim) views, no copy
 
+    def reserve(self, needed: int) -> None:
+        """Make room for ``needed`` positions in every layer (buffers at least double), keeping what is cached."""
+        for layer in range(len(self.keys)):
+            if needed > self.keys[layer].shape[2]:
+                self._grow(layer, needed)
+
     def advance(self, n: int) -> None:
         """Called by the model once its forward pass has written ``n`` new positions in every layer."""
         self.length += n

@@ -10,6 +10,7 @@ LM head inherits ``generate`` from :class:`zoo.generation.GenerationMixin`.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -17,12 +18,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo import native
 from zoo.activations import get_activation
 from zoo.generation import (DecodingProjection, GenerationMixin, KVCache, causal_attention_mask, decode_matmul,
                             decoding_weight, has_forward_hooks, project_for_decoding)
 from zoo.modeling import PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import ModelOutput, QuestionAnsweringOutput, TokenClassifierOutput
 from zoo.plugins.gpt2.config import GPT2Config
+
+logger = logging.getLogger(__name__)
+
+#: Rows (sequences) up to which a decoding step runs through the native kernel; beyond, PyTorch's matrix-matrix
+#: products make better use of each weight read (see benchmarks/bench_generate.py --batch).
+NATIVE_MAX_ROWS = 8
 
 # --- outputs -------------------------------------------------------------------------------------------------------------
 
@@ -268,12 +276,19 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
     def new_kv_cache(self, batch_size: int, capacity: int) -> KVCache:
         return self.transformer.new_cache(batch_size, capacity)
 
-    def decoding_step(self, cache: KVCache) -> GPT2DecodingStep | None:
-        """:class:`GPT2DecodingStep` where it computes exactly what forward does: on CPU, in eval mode, with no
-        forward hooks (it bypasses the modules) and no half-precision upcasting; otherwise None (use forward)."""
+    def decoding_step(self, cache: KVCache) -> GPT2NativeDecodingStep | GPT2DecodingStep | None:
+        """A step that computes exactly what forward does, where one can: on CPU, in eval mode, with no forward hooks
+        (it bypasses the modules) and no half-precision upcasting; otherwise None (use forward). That is
+        :class:`GPT2NativeDecodingStep` for a few float32 rows when zoo's native kernel is built, else
+        :class:`GPT2DecodingStep`."""
         if (self.training or self.lm_head.weight.device.type != "cpu" or has_forward_hooks(self)
                 or (self.config.reorder_and_upcast_attn and self.lm_head.weight.dtype != torch.float32)):
             return None
+        if cache.keys and cache.keys[0].shape[0] <= NATIVE_MAX_ROWS and native.available():
+            try:
+                return GPT2NativeDecodingStep(self, cache)
+            except ValueError as exc:  # a layout or dtype the kernel does not read: the PyTorch step computes it
+                logger.debug("decoding through PyTorch: %s", exc)
         return GPT2DecodingStep(self, cache)
 
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -352,6 +367,42 @@ class GPT2DecodingStep:
             x = x + mlp_proj(self.activation(c_fc(F.layer_norm(x, (C,), w2, b2, eps))))  # (B, C)
         cache.advance(1)
         return self.lm_head(F.layer_norm(x, (C,), *self.ln_f, eps))  # (B, V)
+
+
+class GPT2NativeDecodingStep:
+    """One new token per sequence through GPT-2 in a single call of zoo's native kernel (zoo/native/decode.c).
+
+    The kernel reads the model's own parameters in place (the published ``(in, out)`` Conv1D layouts, the tied
+    output embedding as it is: no copy) and runs a whole step, every layer and the output projection, in one
+    parallel region on torch's threads, which brings batch-1 decoding close to the memory-bandwidth bound
+    (benchmarks/bench_generate.py). Same maths as the forward pass; only the summation order inside the products
+    differs (tests/test_generation.py compares logits and cache with forward's).
+    """
+
+    def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
+        body, config = model.transformer, model.config
+        self.cache = cache
+        layers = [native.DecoderLayerWeights(
+            b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
+            b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight,
+            b.mlp.c_proj.bias, b.attn.scaling) for b in body.h]
+        self.kernel = native.NativeDecoder(
+            wte=body.wte.weight, wpe=body.wpe.weight, layers=layers, ln_f_weight=body.ln_f.weight,
+            ln_f_bias=body.ln_f.bias, head_weight=model.lm_head.weight, head_bias=model.lm_head.bias,
+            heads=config.n_head, eps=config.layer_norm_epsilon, activation=config.activation_function, cache=cache)
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 position_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """``input_ids`` (B, 1) -> next-token logits (B, V); ``attention_mask``: None or boolean (B, 1, 1, past + 1);
+        ``position_ids``: None (the cached length) or (B, 1)."""
+        cache = self.cache
+        if position_ids is None:
+            positions = torch.full((input_ids.shape[0],), cache.length, dtype=torch.long)
+        else:
+            positions = position_ids[:, 0]
+        logits = self.kernel(input_ids[:, 0], positions, attention_mask)  # (B, V)
+        cache.advance(1)
+        return logits
 
 
 class GPT2ForSequenceClassification(GPT2PreTrainedModel):

@@ -1,0 +1,183 @@
+"""zoo.native: the decoding kernel is built, computes GPT-2's step as exactly as PyTorch does, and is used only
+where it can be.
+
+Accuracy is judged against a float64 copy of the same model: the kernel and PyTorch's float32 forward pass are two
+roundings of the same maths, and each must stay within 1e-5 of the logits' scale of the exact values.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.plugins.test_gpt2 import CONFIGS, VOCAB, make_batch, make_gpt2
+from zoo import native
+from zoo.generation import causal_attention_mask
+from zoo.plugins.gpt2 import modeling as gpt2_modeling
+from zoo.plugins.gpt2.modeling import GPT2DecodingStep, GPT2LMHeadModel, GPT2NativeDecodingStep
+
+needs_kernel = pytest.mark.skipif(not native.available(), reason=f"native kernels not in use: {native.status()}")
+
+#: activations the kernel computes itself beyond the three of CONFIGS (gelu_new, relu, gelu)
+MORE_ACTIVATIONS = ["silu", "quick_gelu", "gelu_fast", "gelu_pytorch_tanh"]
+
+
+def test_the_kernel_is_built_wherever_a_c_compiler_is():
+    """Installing zoo compiles zoo/native/decode.c; a silent build failure would only show as slow decoding."""
+    if not any(shutil.which(cc) for cc in ("cc", "gcc", "clang")):
+        pytest.skip("no C compiler on this machine: zoo runs on PyTorch alone")
+    if os.environ.get("ZOO_NATIVE", "1") == "0":
+        pytest.skip("ZOO_NATIVE=0 is set")
+    assert native.available(), native.status()
+    assert native.status() == "in use"
+
+
+def test_zoo_native_0_turns_the_kernels_off():
+    code = "from zoo import native; print(native.available(), native.status())"
+    out = subprocess.run([sys.executable, "-c", code], env={**os.environ, "ZOO_NATIVE": "0"}, capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == "False turned off by ZOO_NATIVE=0"
+
+
+def test_importing_zoo_native_loads_no_torch():
+    code = "import sys, zoo.native; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def model_pair(folder, **overrides):
+    make_gpt2(folder, "causal-lm", scale=0.5, **overrides)
+    model = GPT2LMHeadModel.from_pretrained(folder)
+    return model, copy.deepcopy(model).double()
+
+
+def run_steps(model, step_class, ids, mask, tokens):
+    """Prefill ``ids`` through forward, then decode ``tokens`` (n, B) one column at a time through ``step_class``
+    (None: forward); the logits of every step (n, B, V) in float64, and the cache."""
+    B, L = ids.shape
+    n = tokens.shape[0]
+    positions = (mask.cumsum(-1) - 1).clamp(min=0) if mask is not None else None
+    key_mask = (torch.cat([mask, torch.ones(B, n, dtype=torch.long)], 1).bool()[:, None, None, :]
+                if mask is not None else None)
+    with torch.inference_mode():
+        cache = model.new_kv_cache(B, L + n)
+        model(input_ids=ids, attention_mask=causal_attention_mask(mask, L, 0)[0] if mask is not None else None,
+              position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        step = step_class(model, cache) if step_class is not None else None
+        position = positions[:, -1:] if positions is not None else None
+        logits = []
+        for i in range(n):
+            position = position + 1 if position is not None else None
+            step_mask = key_mask[..., : L + i + 1] if key_mask is not None else None
+            token = tokens[i][:, None]
+            if step is None:
+                out = model(input_ids=token, attention_mask=step_mask, position_ids=position, past_key_values=cache,
+                            use_cache=True, logits_to_keep=1).logits[:, -1]
+            else:
+                out = step(token, step_mask, position)
+            logits.append(out.double())
+    return torch.stack(logits), cache
+
+
+def assert_near_exact(got, exact, what):
+    scale = float(exact.abs().max())
+    error = float((got - exact).abs().max())
+    assert error <= 1e-5 * scale, f"{what}: max error {error:.3g} against float64, logits up to {scale:.3g}"
+
+
+@needs_kernel
+@pytest.mark.parametrize("threads", [1, 2, 3], ids=["1-thread", "2-threads", "3-threads"])  # 3: uneven blocks
+@pytest.mark.parametrize("overrides", [*CONFIGS.values(), *({"activation_function": a} for a in MORE_ACTIVATIONS)],
+                         ids=[*CONFIGS, *MORE_ACTIVATIONS])
+def test_native_step_is_as_exact_as_pytorch(tmp_path, overrides, threads):
+    """Logits and cache of six steps, a left-padded batch and a single unpadded prompt, against float64."""
+    torch.set_num_threads(threads)
+    model, exact_model = model_pair(tmp_path, **overrides)
+    batch = make_batch(seed=3)
+    tokens = torch.randint(2, VOCAB, (6, 3), generator=torch.Generator().manual_seed(4))
+    for ids, mask, toks in ((batch["input_ids"], batch["attention_mask"], tokens), (batch["input_ids"][:1], None,
+                                                                                     tokens[:, :1])):
+        exact, exact_cache = run_steps(exact_model, None, ids, mask, toks)
+        native_logits, native_cache = run_steps(model, GPT2NativeDecodingStep, ids, mask, toks)
+        forward_logits, _ = run_steps(model, None, ids, mask, toks)
+        assert_near_exact(forward_logits, exact, "PyTorch forward")  # the standard the kernel is held to
+        assert_near_exact(native_logits, exact, "native step")
+        length = exact_cache.length
+        assert native_cache.length == length == ids.shape[1] + toks.shape[0]
+        # padding positions hold whatever a fully masked prompt row computes (never attended): compare the rest
+        attended = torch.ones(ids.shape[0], length, dtype=torch.bool)
+        if mask is not None:
+            attended[:, : ids.shape[1]] = mask.bool()
+        attended = attended[:, None, :, None]  # (B, 1, S, 1)
+        for mine, theirs in zip(native_cache.keys + native_cache.values, exact_cache.keys + exact_cache.values):
+            torch.testing.assert_close((mine[:, :, :length].double() * attended), theirs[:, :, :length] * attended,
+                                       rtol=1e-5, atol=1e-5)
+
+
+@needs_kernel
+def test_native_step_grows_a_full_cache(tmp_path):
+    model, _ = model_pair(tmp_path)
+    ids = make_batch(seed=1)["input_ids"][:1]
+    with torch.inference_mode():
+        cache, reference = model.new_kv_cache(1, 9), model.new_kv_cache(1, 9)  # room for the prompt only
+        for c in (cache, reference):
+            model(input_ids=ids, past_key_values=c, use_cache=True, logits_to_keep=1)
+        step = GPT2NativeDecodingStep(model, cache)
+        token = torch.tensor([[5]])
+        for _ in range(3):
+            got = step(token)
+            expected = model(input_ids=token, past_key_values=reference, use_cache=True, logits_to_keep=1).logits[:, -1]
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+    assert cache.length == 12 and cache.capacity >= 12
+
+
+@needs_kernel
+def test_out_of_range_ids_are_an_error_and_leave_the_cache_alone(tmp_path):
+    model, _ = model_pair(tmp_path)
+    ids = make_batch(seed=1)["input_ids"][:1]
+    with torch.inference_mode():
+        cache = model.new_kv_cache(1, 12)
+        model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        before = [t.clone() for t in cache.keys + cache.values]
+        step = GPT2NativeDecodingStep(model, cache)
+        with pytest.raises(IndexError, match=r"token id or position is out of range: ids \[120\] \(the vocabulary "
+                                             r"has 120\)"):
+            step(torch.tensor([[VOCAB]]))
+        with pytest.raises(IndexError, match="out of range"):
+            step(torch.tensor([[3]]), position_ids=torch.tensor([[-1]]))
+    assert cache.length == 9
+    assert all(torch.equal(a, b) for a, b in zip(before, cache.keys + cache.values))
+
+
+@needs_kernel
+def test_generate_picks_the_native_step_only_where_it_runs(tmp_path, monkeypatch):
+    """float32 on CPU with a few rows: the kernel; another dtype, an activation it lacks, or a large batch: the
+    PyTorch step."""
+    model, exact_model = model_pair(tmp_path)
+    assert type(model.decoding_step(model.new_kv_cache(1, 4))) is GPT2NativeDecodingStep
+    assert type(model.decoding_step(model.new_kv_cache(gpt2_modeling.NATIVE_MAX_ROWS, 4))) is GPT2NativeDecodingStep
+    assert type(model.decoding_step(model.new_kv_cache(gpt2_modeling.NATIVE_MAX_ROWS + 1, 4))) is GPT2DecodingStep
+    assert type(exact_model.decoding_step(exact_model.new_kv_cache(1, 4))) is GPT2DecodingStep
+    mish, _ = model_pair(tmp_path / "mish", activation_function="mish")
+    assert type(mish.decoding_step(mish.new_kv_cache(1, 4))) is GPT2DecodingStep
+    with pytest.raises(ValueError, match="activation 'mish' is not one it computes"):
+        GPT2NativeDecodingStep(mish, mish.new_kv_cache(1, 4))
+    monkeypatch.setattr(native, "available", lambda: False)  # as where zoo was built without a compiler
+    assert type(model.decoding_step(model.new_kv_cache(1, 4))) is GPT2DecodingStep
+
+
+@needs_kernel
+def test_greedy_generate_is_the_same_through_either_step(tmp_path, monkeypatch):
+    torch.set_num_threads(2)
+    model, _ = model_pair(tmp_path)
+    batch = make_batch(seed=9)
+    options = dict(max_new_tokens=10, eos_token_id=[])
+    through_kernel = model.generate(**batch, **options)
+    monkeypatch.setattr(native, "available", lambda: False)
+    assert torch.equal(model.generate(**batch, **options), through_kernel)

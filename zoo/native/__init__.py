@@ -1,0 +1,206 @@
+"""Optional native kernels, loaded on first use: a whole GPT-2-style decoding step in one parallel region.
+
+The C source (``decode.c`` beside this file, which says why it exists) is compiled when zoo is installed, as the
+extension ``zoo/native/_decode*.so``; a machine without a C compiler installs zoo without it, and everything then
+runs on PyTorch alone. The library holds plain C functions, called through :mod:`ctypes` (which releases the GIL
+for the call): no Python C API, so one build serves every Python version. It is loaded only after torch, so that
+its OpenMP symbols bind to torch's own ``libgomp`` and the kernel runs on torch's thread pool.
+
+``ZOO_NATIVE=0`` in the environment turns the kernels off (the PyTorch paths are then used everywhere), for
+comparison or debugging. :func:`status` says whether the kernels are in use and, if not, why.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.machinery
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["ACTIVATIONS", "DecoderLayerWeights", "NativeDecoder", "available", "status"]
+
+ABI_VERSION = 1
+
+#: Activation names (config.json's) the kernel computes itself, with their codes in decode.c.
+ACTIVATIONS = {"gelu_new": 0, "gelu_pytorch_tanh": 0, "gelu_python_tanh": 0, "gelu": 1, "gelu_python": 1,
+               "relu": 2, "silu": 3, "swish": 3, "gelu_fast": 4, "quick_gelu": 5}
+
+
+class _Layer(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_void_p) for name in (
+        "ln1_w", "ln1_b", "attn_w", "attn_b", "proj_w", "proj_b", "ln2_w", "ln2_b", "fc_w", "fc_b", "mlp_w", "mlp_b",
+        "keys", "values")] + [("scale", ctypes.c_float)]
+
+
+class _Model(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_int32) for name in ("n_layer", "hidden", "heads", "inner", "vocab", "activation")] + [
+        ("eps", ctypes.c_float), ("capacity", ctypes.c_int64), ("wte_rows", ctypes.c_int64),
+        ("wpe_rows", ctypes.c_int64)] + [
+        (name, ctypes.c_void_p) for name in ("wte", "wpe", "lnf_w", "lnf_b", "head_w", "head_b")] + [
+        ("layers", ctypes.POINTER(_Layer))]
+
+
+def _library_path() -> Path | None:
+    here = Path(__file__).resolve().parent
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        candidate = here / f"_decode{suffix}"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> tuple[Any, str]:
+    """(library or None, why not)."""
+    if os.environ.get("ZOO_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None, "turned off by ZOO_NATIVE=0"
+    import torch  # noqa: F401  (first: the library's OpenMP symbols must resolve to torch's libgomp)
+
+    path = _library_path()
+    if path is None:
+        return None, ("zoo was installed without its native kernels (no C compiler at install time?); "
+                      "reinstall zoo with gcc or clang available to build zoo/native/decode.c")
+    try:
+        library = ctypes.CDLL(str(path))
+        if library.zoo_abi_version() != ABI_VERSION:
+            return None, f"{path.name} is from another zoo version; reinstall zoo to rebuild it"
+    except (OSError, AttributeError) as exc:
+        return None, f"{path.name} could not be loaded ({exc}); reinstall zoo to rebuild it"
+    library.zoo_decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                        ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
+    library.zoo_decode_step.restype = ctypes.c_int
+    logger.debug("native kernels loaded from %s", path)
+    return library, ""
+
+
+def available() -> bool:
+    """Whether the native kernels are built, loadable and not turned off."""
+    return _load()[0] is not None
+
+
+def status() -> str:
+    """'in use', or why the native kernels are not used."""
+    library, why = _load()
+    return "in use" if library is not None else why
+
+
+@dataclass(frozen=True)
+class DecoderLayerWeights:
+    """One pre-norm block's tensors, in the published layouts: Conv1D weights ``(in, out)``; float32, contiguous."""
+
+    ln1_weight: Any
+    ln1_bias: Any
+    attn_weight: Any  # (hidden, 3 * hidden): q, k, v
+    attn_bias: Any
+    proj_weight: Any  # (hidden, hidden)
+    proj_bias: Any
+    ln2_weight: Any
+    ln2_bias: Any
+    fc_weight: Any  # (hidden, inner)
+    fc_bias: Any
+    mlp_weight: Any  # (inner, hidden)
+    mlp_bias: Any
+    scale: float  # attention scale of this layer
+
+
+class NativeDecoder:
+    """One decoding step of a GPT-2-style decoder through the native kernel (``zoo_decode_step`` in decode.c).
+
+    Built once per ``generate`` call over the model's own tensors (no copy: the kernel reads the parameters in
+    place) and a :class:`zoo.generation.KVCache`; each call runs every layer for one new token per row, writes the
+    new keys/values into the cache at its current length, and returns the next-token logits. The caller advances the
+    cache. Raises ValueError when a tensor is not what the kernel reads (see :meth:`unsupported`).
+    """
+
+    def __init__(self, *, wte: Any, wpe: Any, layers: Sequence[DecoderLayerWeights], ln_f_weight: Any, ln_f_bias: Any,
+                 head_weight: Any, head_bias: Any = None, heads: int, eps: float, activation: str, cache: Any) -> None:
+        import torch
+
+        library, why = _load()
+        if library is None:
+            raise RuntimeError(f"the native kernels are not available: {why}")
+        tensors = [wte, wpe, ln_f_weight, ln_f_bias, head_weight] + ([head_bias] if head_bias is not None else [])
+        for layer in layers:
+            tensors += [getattr(layer, f) for f in DecoderLayerWeights.__dataclass_fields__ if f != "scale"]
+        problem = self.unsupported(tensors, activation, cache)
+        if problem:
+            raise ValueError(f"the native decoding step cannot run this model: {problem}")
+        self._library = library
+        self._torch = torch
+        self.cache = cache
+        hidden = wte.shape[1]
+        self.vocab = head_weight.shape[0]
+        self._keep = tensors  # the kernel holds raw pointers: keep every tensor alive as long as it may run
+        self._layers = (_Layer * len(layers))()
+        for struct, layer in zip(self._layers, layers):
+            for field in ("ln1", "ln2"):
+                setattr(struct, f"{field}_w", getattr(layer, f"{field}_weight").data_ptr())
+                setattr(struct, f"{field}_b", getattr(layer, f"{field}_bias").data_ptr())
+            for field in ("attn", "proj", "fc", "mlp"):
+                setattr(struct, f"{field}_w", getattr(layer, f"{field}_weight").data_ptr())
+                setattr(struct, f"{field}_b", getattr(layer, f"{field}_bias").data_ptr())
+            struct.scale = float(layer.scale)
+        self._model = _Model(n_layer=len(layers), hidden=hidden, heads=heads, inner=layers[0].fc_weight.shape[1],
+                             vocab=self.vocab, activation=ACTIVATIONS[activation], eps=float(eps),
+                             wte_rows=wte.shape[0], wpe_rows=wpe.shape[0], wte=wte.data_ptr(), wpe=wpe.data_ptr(), lnf_w=ln_f_weight.data_ptr(),
+                             lnf_b=ln_f_bias.data_ptr(), head_w=head_weight.data_ptr(),
+                             head_b=head_bias.data_ptr() if head_bias is not None else None, layers=self._layers)
+        self._cache_state: tuple = ()
+        self._bind_cache()
+
+    @staticmethod
+    def unsupported(tensors: Sequence[Any], activation: str, cache: Any) -> str:
+        """Why the kernel cannot run on these tensors (empty if it can): float32, contiguous CPU tensors only."""
+        import torch
+
+        if activation not in ACTIVATIONS:
+            return f"activation {activation!r} is not one it computes ({', '.join(sorted(ACTIVATIONS))})"
+        for t in list(tensors) + list(cache.keys) + list(cache.values):
+            if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
+                return f"it reads contiguous float32 CPU tensors, got {t.dtype} on {t.device}" + (
+                    "" if t.is_contiguous() else " (not contiguous)")
+        return ""
+
+    def _bind_cache(self) -> None:
+        """Point the kernel at the cache's buffers (again, if the cache has grown into new ones)."""
+        cache = self.cache
+        state = tuple(t.data_ptr() for t in cache.keys + cache.values)
+        if state != self._cache_state:
+            for struct, k, v in zip(self._layers, cache.keys, cache.values):
+                struct.keys, struct.values = k.data_ptr(), v.data_ptr()
+            self._model.capacity = cache.capacity
+            self._cache_state = state
+
+    def __call__(self, input_ids: Any, positions: Any, attention_mask: Any = None) -> Any:
+        """``input_ids`` (B,) and ``positions`` (B,) int64 -> logits (B, vocab); ``attention_mask`` None or a
+        boolean ``(B, 1, 1, past + 1)`` view whose last dimension is contiguous (True = attend)."""
+        torch = self._torch
+        cache = self.cache
+        batch, past = input_ids.shape[0], cache.length
+        cache.reserve(past + 1)  # a step outside generate may run past the capacity it was made with
+        self._bind_cache()
+        ids = input_ids.to(torch.int64).contiguous()
+        positions = positions.to(torch.int64).contiguous()
+        logits = torch.empty(batch, self.vocab)
+        if attention_mask is not None:
+            if attention_mask.dtype != torch.bool or attention_mask.stride(-1) != 1:
+                raise ValueError("attention_mask must be a boolean (B, 1, 1, S) mask, contiguous in its last dimension")
+            mask_ptr, mask_stride = attention_mask.data_ptr(), attention_mask.stride(0)
+        else:
+            mask_ptr, mask_stride = None, 0
+        code = self._library.zoo_decode_step(ctypes.byref(self._model), ids.data_ptr(), positions.data_ptr(), batch,
+                                              past, mask_ptr, mask_stride, logits.data_ptr(), torch.get_num_threads())
+        if code == -3:
+            raise IndexError(f"a token id or position is out of range: ids {ids.tolist()} (the vocabulary has "
+                             f"{self._model.wte_rows}), positions {positions.tolist()} (the model has "
+                             f"{self._model.wpe_rows}); check the tokenizer matches the model")
+        if code != 0:
+            raise MemoryError(f"the native decoding step failed (code {code}): out of memory for its scratch buffers")
+        return logits
