@@ -15,7 +15,12 @@ a 16-token prompt, 64 new tokens, greedy, fp32, CPU. Reported:
   buffer (a sum, a copy counting read + written bytes, MKL's matrix-vector product), measured at the start and the
   end; and the limit at MKL's matrix-vector rate alone;
 - decode-only time per token (the 64-token call minus a 1-token call, over 63), beside its own limit;
-- that the greedy token ids of the two libraries are equal.
+- that the greedy token ids of the two libraries are equal;
+- zoo's decoding path: the native kernel (zoo/native/decode.c, one parallel region per token) when it is built,
+  and beside it, for comparison, zoo with the kernel turned off (its PyTorch decoding step), timed the same way.
+
+``--batch N`` decodes N prompts at once (tokens/s counts all rows; the limit is per step, since a step reads every
+weight once whatever the batch), which shows where the native kernel stops paying (zoo's NATIVE_MAX_ROWS).
 
 Run ``python benchmarks/bench_generate.py`` (about 1 minute on 2 cores; ``--reps`` for more repetitions). A
 benchmark measures and never asserts: the exit status is 0 whatever the figures, MISS rows included.
@@ -138,6 +143,7 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=7, help="timed generate calls per library (interleaved)")
     parser.add_argument("--new-tokens", type=int, default=NEW_TOKENS)
     parser.add_argument("--prompt-tokens", type=int, default=PROMPT_TOKENS)
+    parser.add_argument("--batch", type=int, default=1, help="prompts decoded together (default 1)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--omp-wait-policy", choices=("default", "passive", "active"), default="default",
                         help="set OMP_WAIT_POLICY for both libraries (default: leave the environment as it is)")
@@ -152,6 +158,7 @@ def main() -> None:
     import transformers
 
     import zoo
+    from zoo import native
 
     folder = gpt2_folder()
     log("measuring memory bandwidth")
@@ -166,19 +173,32 @@ def main() -> None:
     weight_bytes = sum(p.numel() * p.element_size() for p in unique)
 
     generator = torch.Generator().manual_seed(SEED)
-    prompt = torch.randint(0, model.config.vocab_size, (1, args.prompt_tokens), generator=generator)
+    prompt = torch.randint(0, model.config.vocab_size, (args.batch, args.prompt_tokens), generator=generator)
+    kernel_available = native.available
+    step = model.decoding_step(model.new_kv_cache(args.batch, 1))
+    path = type(step).__name__ if step is not None else "forward"
+
+    def zoo_without_kernel(n: int):
+        native.available = lambda: False  # what generate sees where zoo was built without a C compiler
+        try:
+            return model.generate(prompt, max_new_tokens=n, eos_token_id=[])
+        finally:
+            native.available = kernel_available
+
     runs = {
         "zoo": lambda n: model.generate(prompt, max_new_tokens=n, eos_token_id=[]),
         "transformers": lambda n: hf.generate(prompt, attention_mask=torch.ones_like(prompt), max_new_tokens=n,
                                                do_sample=False),
     }
+    if path == "GPT2NativeDecodingStep":
+        runs["zoo, kernel off"] = zoo_without_kernel
     log("warming up")
     outputs = {}
     with torch.inference_mode():
         for name, run in runs.items():
             run(4)
             outputs[name] = run(args.new_tokens)
-    same = torch.equal(outputs["zoo"], outputs["transformers"])
+    same = all(torch.equal(outputs["zoo"], out) for out in outputs.values())
     new = outputs["zoo"].shape[1] - args.prompt_tokens
 
     log(f"timing {args.reps} x {args.new_tokens} tokens per library, interleaved, zoo's calls between two "
@@ -198,7 +218,7 @@ def main() -> None:
                 if name == "zoo":
                     around = max(before, sum_bandwidth())
                     readings.append(around)
-                    paired.append(args.new_tokens / full[name][-1] / (around / weight_bytes))
+                    paired.append(args.new_tokens / full[name][-1] / (around / weight_bytes))  # steps/s / limit
                 start = time.perf_counter()
                 run(1)
                 one[name].append(time.perf_counter() - start)
@@ -211,12 +231,14 @@ def main() -> None:
     limit_tps = bandwidth / weight_bytes
     fraction = statistics.median(paired)
 
-    tps = {k: args.new_tokens / statistics.median(v) for k, v in full.items()}
-    best_tps = {k: args.new_tokens / min(v) for k, v in full.items()}
+    tps = {k: args.batch * args.new_tokens / statistics.median(v) for k, v in full.items()}
+    best_tps = {k: args.batch * args.new_tokens / min(v) for k, v in full.items()}
+    steps = {k: v / args.batch for k, v in tps.items()}  # decoding steps per second: each reads every weight once
     decode = {k: (statistics.median(full[k]) - statistics.median(one[k])) / (args.new_tokens - 1) for k in runs}
 
-    print(f"GPT-2 124M (random weights), batch 1, {args.prompt_tokens}-token prompt, {args.new_tokens} new tokens, "
-          f"greedy, fp32, CPU")
+    print(f"GPT-2 124M (random weights), batch {args.batch}, {args.prompt_tokens}-token prompt, {args.new_tokens} new "
+          f"tokens, greedy, fp32, CPU")
+    print(f"zoo decodes through {path} (native kernels: {native.status()})")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch "
           f"{torch.__version__} with {torch.get_num_threads()} threads, OMP_WAIT_POLICY "
           f"{os.environ.get('OMP_WAIT_POLICY', 'unset')}, transformers {transformers.__version__}")
@@ -230,34 +252,37 @@ def main() -> None:
           f"{limit_tps:.1f} tok/s ({1000 / limit_tps:.1f} ms/token) (F.linear over W(out, in): "
           f"{rates['gemv (out, in)'] / 1e9:.1f} GB/s)")
     print()
+    names = list(runs)
     rows = [
-        ("tokens/s, median of {}".format(args.reps), f"{tps['zoo']:.1f}", f"{tps['transformers']:.1f}"),
-        ("tokens/s, best of {}".format(args.reps), f"{best_tps['zoo']:.1f}", f"{best_tps['transformers']:.1f}"),
-        ("decode ms/token (median)", f"{decode['zoo'] * 1000:.1f}", f"{decode['transformers'] * 1000:.1f}"),
-        ("first token (prompt) ms", f"{statistics.median(one['zoo']) * 1000:.1f}",
-         f"{statistics.median(one['transformers']) * 1000:.1f}"),
-        ("fraction of the limit at each call", f"{fraction:.2f}", ""),
-        ("fraction of the highest limit", f"{tps['zoo'] / limit_tps:.2f}", f"{tps['transformers'] / limit_tps:.2f}"),
-        ("decode-only, of the highest limit", f"{1 / decode['zoo'] / limit_tps:.2f}",
-         f"{1 / decode['transformers'] / limit_tps:.2f}"),
+        (f"tokens/s, median of {args.reps}", {k: f"{tps[k]:.1f}" for k in names}),
+        (f"tokens/s, best of {args.reps}", {k: f"{best_tps[k]:.1f}" for k in names}),
+        ("decode ms/step (median)", {k: f"{decode[k] * 1000:.1f}" for k in names}),
+        ("first token (prompt) ms", {k: f"{statistics.median(one[k]) * 1000:.1f}" for k in names}),
+        ("fraction of the limit at each call", {"zoo": f"{fraction:.2f}"}),
+        ("fraction of the highest limit", {k: f"{steps[k] / limit_tps:.2f}" for k in names}),
+        ("decode-only, of the highest limit", {k: f"{1 / decode[k] / limit_tps:.2f}" for k in names}),
     ]
     width = max(len(r[0]) for r in rows)
-    print(f"{'':{width}}  {'zoo':>8}  {'transformers':>12}")
-    for what, z, t in rows:
-        print(f"{what:{width}}  {z:>8}  {t:>12}")
+    columns = {k: max(8, len(k)) for k in names}
+    print(f"{'':{width}}" + "".join(f"  {k:>{columns[k]}}" for k in names))
+    for what, values in rows:
+        print(f"{what:{width}}" + "".join(f"  {values.get(k, ''):>{columns[k]}}" for k in names))
     print()
     speedup = tps["zoo"] / tps["transformers"]
-    strict = tps["zoo"] / limit_tps
+    strict = steps["zoo"] / limit_tps
     print(f"speedup zoo / transformers: {speedup:.2f}x (target >= {TARGET_SPEEDUP}) "
           f"{'PASS' if speedup >= TARGET_SPEEDUP else 'MISS'}")
     print(f"zoo / bandwidth limit:      {fraction:.2f}, median of each call against the bandwidth read around it "
           f"(target >= {TARGET_FRACTION}) {'PASS' if fraction >= TARGET_FRACTION else 'MISS'}")
     print(f"  strictest reading:        {strict:.2f}, median tokens/s against the highest bandwidth of the run "
           f"({'at or above' if strict >= TARGET_FRACTION else 'below'} {TARGET_FRACTION})")
-    print(f"greedy token ids equal:     {same} ({new} new tokens each) {'PASS' if same else 'MISS'}")
+    print(f"greedy token ids equal:     {same} ({new} new tokens each, {', '.join(names)}) "
+          f"{'PASS' if same else 'MISS'}")
+    if "zoo, kernel off" in tps:
+        print(f"native kernel / zoo's PyTorch step: {tps['zoo'] / tps['zoo, kernel off']:.2f}x tokens/s")
     gemv_limit = rates["gemv"] / weight_bytes  # what MKL's own matrix-vector product streams, for context
     print(f"(for context: zoo / the limit at MKL's single-matrix gemv rate of {rates['gemv'] / 1e9:.1f} GB/s: "
-          f"{tps['zoo'] / gemv_limit:.2f}; transformers: {tps['transformers'] / gemv_limit:.2f})")
+          f"{steps['zoo'] / gemv_limit:.2f}; transformers: {steps['transformers'] / gemv_limit:.2f})")
 
 
 if __name__ == "__main__":

@@ -77,6 +77,11 @@ static void layer_norm(const float *x, int64_t n, const float *w, const float *b
     for (int64_t i = 0; i < n; i++) out[i] = (x[i] - m) * rstd * w[i] + b[i];
 }
 
+/* Software prefetch of the next block of weight rows into L2, spread over the pass through the current one.
+ * Measured on 2 cores against a plain sum's bandwidth (GPT-2's shapes, interleaved runs): 0.92 of it with the
+ * next 8 rows prefetched into L2, 0.85 without, and worse with prefetches into L1 (they evict the output row). */
+#define ZOO_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+
 /* part[r, :] = x[r, lo:hi] @ W[lo:hi, :] for rows r < B: weight rows lo..hi of a (K, N) row-major W, streamed once.
  * Eight weight rows per pass over the (L1-resident) output row: eight concurrent streams keep enough reads in
  * flight (best of 25 on 2 cores, GPT-2's shapes: 8 rows 0.95 of a plain sum's bandwidth, 4 rows 0.90-0.94 and
@@ -88,11 +93,20 @@ ZOO_HOT static void matmul_block(const float *restrict x, int64_t ldx, int B, co
     for (; i + 8 <= hi; i += 8) {
         const float *restrict w0 = W + i * N, *restrict w1 = w0 + N, *restrict w2 = w1 + N, *restrict w3 = w2 + N;
         const float *restrict w4 = w3 + N, *restrict w5 = w4 + N, *restrict w6 = w5 + N, *restrict w7 = w6 + N;
+        const int prefetch = i + 16 <= hi; /* the next block is this thread's too */
         for (int r = 0; r < B; r++) {
             const float *xr = x + r * ldx + i;
             const float x0 = xr[0], x1 = xr[1], x2 = xr[2], x3 = xr[3], x4 = xr[4], x5 = xr[5], x6 = xr[6], x7 = xr[7];
             float *restrict y = part + r * N;
-            for (int64_t j = 0; j < N; j++)
+            int64_t j = 0;
+            for (; j + 16 <= N; j += 16) {
+                if (prefetch && r == 0) /* the same 16 columns of the next 8 rows: one line each */
+                    for (int q = 0; q < 8; q++) ZOO_PREFETCH(w0 + (8 + q) * N + j);
+                for (int64_t c = j; c < j + 16; c++)
+                    y[c] = y[c] + x0 * w0[c] + x1 * w1[c] + x2 * w2[c] + x3 * w3[c] + x4 * w4[c] + x5 * w5[c] +
+                           x6 * w6[c] + x7 * w7[c];
+            }
+            for (; j < N; j++)
                 y[j] = y[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j] + x4 * w4[j] + x5 * w5[j] +
                        x6 * w6[j] + x7 * w7[j];
         }
@@ -128,7 +142,10 @@ static float dot(const float *restrict a, const float *restrict b, int64_t n) {
     return acc[0] + tail;
 }
 
-/* y[r, v] = dot(E[v, :], h[r, :]) + bias[v] for v in [lo, hi): the output embedding, (vocab, hidden) row-major. */
+/* y[r, v] = dot(E[v, :], h[r, :]) + bias[v] for v in [lo, hi): the output embedding, (vocab, hidden) row-major,
+ * each thread streaming its own contiguous block of rows. One long contiguous stream per thread is what the
+ * hardware prefetcher serves best: it reads at a plain sum's rate (0.97-1.0 of it on 2 cores), and software
+ * prefetching here only costs (0.81-0.90). */
 ZOO_HOT static void matmul_rows(const float *restrict h, int B, int64_t K, const float *restrict E,
                                 const float *restrict bias, float *restrict y, int64_t V, int64_t lo, int64_t hi) {
     for (int64_t v = lo; v < hi; v++)
@@ -187,24 +204,24 @@ ZOO_HOT static void activate(float *restrict h, int64_t n, int kind) {
 }
 
 /* Single-query attention of one (row, head) over positions 0..past (the new key/value already stored at past),
- * skipping masked positions; writes head_dim outputs. */
-static void attend(const float *q, const float *keys, const float *values, int64_t past, int64_t hd, float scale,
-                   const uint8_t *mask, float *scores, float *out) {
+ * skipping masked positions; writes head_dim outputs. The exponentials go through exp_approx in one vectorized
+ * loop (libm's scalar expf per position was a visible part of the step). */
+ZOO_HOT static void attend(const float *restrict q, const float *restrict keys, const float *restrict values,
+                           int64_t past, int64_t hd, float scale, const uint8_t *restrict mask, float *restrict scores,
+                           float *restrict out) {
     float best = -INFINITY;
     for (int64_t s = 0; s <= past; s++) {
-        if (mask && !mask[s]) { scores[s] = -INFINITY; continue; }
-        scores[s] = dot(q, keys + s * hd, hd) * scale;
-        if (scores[s] > best) best = scores[s];
+        scores[s] = (mask && !mask[s]) ? -INFINITY : dot(q, keys + s * hd, hd) * scale;
+        best = scores[s] > best ? scores[s] : best;
     }
     float total = 0.0f;
     for (int64_t s = 0; s <= past; s++) {
-        float e = scores[s] == -INFINITY ? 0.0f : expf(scores[s] - best);
-        scores[s] = e;
-        total += e;
+        const float e = exp_approx(scores[s] - best);
+        scores[s] = scores[s] == -INFINITY ? 0.0f : e;
+        total += scores[s];
     }
     for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
     for (int64_t s = 0; s <= past; s++) {
-        if (scores[s] == 0.0f) continue;
         const float e = scores[s], *restrict v = values + s * hd;
         for (int64_t d = 0; d < hd; d++) out[d] += e * v[d];
     }
