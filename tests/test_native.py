@@ -181,3 +181,34 @@ def test_greedy_generate_is_the_same_through_either_step(tmp_path, monkeypatch):
     through_kernel = model.generate(**batch, **options)
     monkeypatch.setattr(native, "available", lambda: False)
     assert torch.equal(model.generate(**batch, **options), through_kernel)
+
+
+@needs_kernel
+def test_tensors_of_the_wrong_shape_are_refused_before_the_kernel_reads_them(tmp_path):
+    """The kernel indexes raw memory: a shape other than GPT-2's, a cache of another model, or inputs and masks
+    that do not match the cache are ValueErrors that say what was expected."""
+    model, _ = model_pair(tmp_path)
+    step = GPT2NativeDecodingStep(model, model.new_kv_cache(2, 12))
+    kernel = step.kernel
+    body = model.transformer
+    layers = [native.DecoderLayerWeights(
+        b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
+        b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight,
+        b.mlp.c_proj.bias, b.attn.scaling) for b in body.h]
+    common = dict(wte=body.wte.weight, wpe=body.wpe.weight, ln_f_weight=body.ln_f.weight, ln_f_bias=body.ln_f.bias,
+                  head_weight=model.lm_head.weight, heads=model.config.n_head, eps=1e-5, activation="gelu_new")
+    transposed = copy.copy(layers[1].__dict__)
+    transposed["attn_weight"] = layers[1].attn_weight.t().contiguous()
+    with pytest.raises(ValueError, match=r"layers\[1\]\.attn_weight has shape \(96, 32\), expected \(32, 96\)"):
+        native.NativeDecoder(layers=[layers[0], native.DecoderLayerWeights(**transposed)], cache=model.new_kv_cache(1, 4),
+                             **common)
+    with pytest.raises(ValueError, match="the cache has 1 layers, the model 2"):
+        native.NativeDecoder(layers=layers, cache=gpt2_modeling.KVCache(1, 1, 4, 8, 4), **common)
+    with pytest.raises(ValueError, match="not a multiple of the 5 heads"):
+        native.NativeDecoder(layers=layers, cache=model.new_kv_cache(1, 4), **{**common, "heads": 5})
+    with torch.inference_mode():
+        with pytest.raises(ValueError, match=r"expected input_ids and positions of shape \(2,\)"):
+            kernel(torch.tensor([3]), torch.tensor([0]))
+        with pytest.raises(ValueError, match=r"boolean \(2, 1, 1, 1\) mask"):
+            kernel(torch.tensor([3, 4]), torch.tensor([0, 0]), torch.ones(2, 1, 1, 5, dtype=torch.bool))
+    assert step.cache.length == 0

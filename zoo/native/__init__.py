@@ -129,7 +129,9 @@ class NativeDecoder:
         tensors = [wte, wpe, ln_f_weight, ln_f_bias, head_weight] + ([head_bias] if head_bias is not None else [])
         for layer in layers:
             tensors += [getattr(layer, f) for f in DecoderLayerWeights.__dataclass_fields__ if f != "scale"]
-        problem = self.unsupported(tensors, activation, cache)
+        problem = self.unsupported(tensors, activation, cache) or self.misshapen(wte, wpe, layers, ln_f_weight,
+                                                                               ln_f_bias, head_weight, head_bias,
+                                                                               heads, cache)
         if problem:
             raise ValueError(f"the native decoding step cannot run this model: {problem}")
         self._library = library
@@ -149,7 +151,8 @@ class NativeDecoder:
             struct.scale = float(layer.scale)
         self._model = _Model(n_layer=len(layers), hidden=hidden, heads=heads, inner=layers[0].fc_weight.shape[1],
                              vocab=self.vocab, activation=ACTIVATIONS[activation], eps=float(eps),
-                             wte_rows=wte.shape[0], wpe_rows=wpe.shape[0], wte=wte.data_ptr(), wpe=wpe.data_ptr(), lnf_w=ln_f_weight.data_ptr(),
+                             wte_rows=wte.shape[0], wpe_rows=wpe.shape[0], wte=wte.data_ptr(), wpe=wpe.data_ptr(),
+                             lnf_w=ln_f_weight.data_ptr(),
                              lnf_b=ln_f_bias.data_ptr(), head_w=head_weight.data_ptr(),
                              head_b=head_bias.data_ptr() if head_bias is not None else None, layers=self._layers)
         self._cache_state: tuple = ()
@@ -168,6 +171,40 @@ class NativeDecoder:
                     "" if t.is_contiguous() else " (not contiguous)")
         return ""
 
+    @staticmethod
+    def misshapen(wte: Any, wpe: Any, layers: Sequence[DecoderLayerWeights], ln_f_weight: Any, ln_f_bias: Any,
+                  head_weight: Any, head_bias: Any, heads: int, cache: Any) -> str:
+        """Which tensor has a shape other than the kernel indexes by (empty if none): it reads raw memory, so every
+        shape is checked here, once, rather than trusted."""
+        if not layers:
+            return "the model has no layers"
+        hidden, inner = wte.shape[1], layers[0].fc_weight.shape[1]
+        if heads < 1 or hidden % heads:
+            return f"hidden size {hidden} is not a multiple of the {heads} heads"
+        expected = {"wte": (wte.shape[0], hidden), "wpe": (wpe.shape[0], hidden), "ln_f_weight": (hidden,),
+                    "ln_f_bias": (hidden,), "head_weight": (head_weight.shape[0], hidden)}
+        given = {"wte": wte, "wpe": wpe, "ln_f_weight": ln_f_weight, "ln_f_bias": ln_f_bias, "head_weight": head_weight}
+        if head_bias is not None:
+            expected["head_bias"], given["head_bias"] = (head_weight.shape[0],), head_bias
+        per_layer = {"ln1_weight": (hidden,), "ln1_bias": (hidden,), "attn_weight": (hidden, 3 * hidden),
+                     "attn_bias": (3 * hidden,), "proj_weight": (hidden, hidden), "proj_bias": (hidden,),
+                     "ln2_weight": (hidden,), "ln2_bias": (hidden,), "fc_weight": (hidden, inner),
+                     "fc_bias": (inner,), "mlp_weight": (inner, hidden), "mlp_bias": (hidden,)}
+        for i, layer in enumerate(layers):
+            for name, shape in per_layer.items():
+                expected[f"layers[{i}].{name}"], given[f"layers[{i}].{name}"] = shape, getattr(layer, name)
+        for name, shape in expected.items():
+            if tuple(given[name].shape) != shape:
+                return f"{name} has shape {tuple(given[name].shape)}, expected {shape}"
+        if len(cache.keys) != len(layers) or len(cache.values) != len(layers):
+            return f"the cache has {len(cache.keys)} layers, the model {len(layers)}"
+        rows = cache.keys[0].shape[0]
+        for t in cache.keys + cache.values:
+            if tuple(t.shape) != (rows, heads, cache.capacity, hidden // heads):
+                return (f"a cache layer has shape {tuple(t.shape)}, expected (batch, {heads}, capacity, "
+                        f"{hidden // heads})")
+        return ""
+
     def _bind_cache(self) -> None:
         """Point the kernel at the cache's buffers (again, if the cache has grown into new ones)."""
         cache = self.cache
@@ -184,14 +221,21 @@ class NativeDecoder:
         torch = self._torch
         cache = self.cache
         batch, past = input_ids.shape[0], cache.length
+        rows = cache.keys[0].shape[0]
+        if input_ids.dim() != 1 or tuple(positions.shape) != (batch,) or batch != rows:
+            raise ValueError(f"expected input_ids and positions of shape ({rows},), one per cached row; got "
+                             f"{tuple(input_ids.shape)} and {tuple(positions.shape)}")
         cache.reserve(past + 1)  # a step outside generate may run past the capacity it was made with
         self._bind_cache()
         ids = input_ids.to(torch.int64).contiguous()
         positions = positions.to(torch.int64).contiguous()
         logits = torch.empty(batch, self.vocab)
         if attention_mask is not None:
-            if attention_mask.dtype != torch.bool or attention_mask.stride(-1) != 1:
-                raise ValueError("attention_mask must be a boolean (B, 1, 1, S) mask, contiguous in its last dimension")
+            if (attention_mask.dtype != torch.bool or attention_mask.stride(-1) != 1 or attention_mask.dim() != 4
+                    or attention_mask.shape[0] != batch or attention_mask.shape[-1] != past + 1):
+                raise ValueError(f"attention_mask must be a boolean ({batch}, 1, 1, {past + 1}) mask over the cached "
+                                 f"positions and the new one, contiguous in its last dimension; got "
+                                 f"{attention_mask.dtype} {tuple(attention_mask.shape)}")
             mask_ptr, mask_stride = attention_mask.data_ptr(), attention_mask.stride(0)
         else:
             mask_ptr, mask_stride = None, 0

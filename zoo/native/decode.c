@@ -130,7 +130,7 @@ static void gather(const float *base, int64_t stride, int nth, const float *bias
     }
 }
 
-static float dot(const float *restrict a, const float *restrict b, int64_t n) {
+static inline float dot(const float *restrict a, const float *restrict b, int64_t n) {
     float acc[16] = {0};
     int64_t k = 0;
     for (; k + 16 <= n; k += 16)
@@ -255,7 +255,8 @@ int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *posit
 #pragma omp parallel num_threads(threads)
     {
         const int tid = omp_get_thread_num(), nth = omp_get_num_threads();
-        float *x = att + B * C + tid * local, *normed = x + B * C, *hid = normed + B * C, *qkv = hid + B * (I > C ? I : C);
+        float *x = att + B * C + tid * local, *normed = x + B * C, *hid = normed + B * C;
+        float *qkv = hid + B * (I > C ? I : C);
         float *scores = qkv + 3 * hd;
         float *mine0 = parts[0] + tid * part_stride, *mine1 = parts[1] + tid * part_stride;
         int64_t lo, hi;
