@@ -22,8 +22,9 @@ bound: one preallocated cache (no ``torch.cat`` per step), one preallocated outp
 sliced per step (none at all without padding), logits computed for the last position only, and the whole loop
 under ``torch.inference_mode``. On CPU, :func:`decode_matmul` spreads each matrix-vector product over the cores
 and :func:`project_for_decoding` reads the output embedding in the layout that streams fastest. After the prompt,
-a model may decode through its own :meth:`GenerationMixin.decoding_step`, the forward pass's maths with every
-projection prepared once per call (:class:`DecodingProjection`) and no module tree around it (GPT-2 does).
+a model may decode through its own :meth:`GenerationMixin.decoding_step`: GPT-2's runs a whole step in zoo's
+native kernel (:mod:`zoo.native`) where it is built, else the forward pass's maths with every projection prepared
+once per call (:class:`DecodingProjection`) and no module tree around it.
 """
 
 from __future__ import annotations
