@@ -290,6 +290,10 @@ def main() -> None:
           f"{', '.join(f'{r / 1e9:.1f}' for r in readings)} GB/s (spread {min(readings) / 1e9:.1f}-"
           f"{max(readings) / 1e9:.1f}) -> limits {min(readings) / weight_bytes:.1f}-{max(readings) / weight_bytes:.1f} "
           f"tok/s")
+    print(f"zoo's tokens/s at each call as a fraction of the limit read around it: "
+          f"{', '.join(f'{f:.2f}' for f in paired)}" + (
+              f" (against the weights' own memory: {', '.join(f'{f:.2f}' for f in paired_weights)})"
+              if paired_weights else ""))
     if weight_readings:
         print(f"read rate of the weights' own memory around zoo's calls (one sum over the mapped weights, best of 3 "
               f"before and after each): {', '.join(f'{r / 1e9:.1f}' for r in weight_readings)} GB/s")
