@@ -20,7 +20,12 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: importing zoo.native loads no torch
+    import torch
+
+    from zoo.generation import KVCache
 
 logger = logging.getLogger(__name__)
 
@@ -95,18 +100,18 @@ def status() -> str:
 class DecoderLayerWeights:
     """One pre-norm block's tensors, in the published layouts: Conv1D weights ``(in, out)``; float32, contiguous."""
 
-    ln1_weight: Any
-    ln1_bias: Any
-    attn_weight: Any  # (hidden, 3 * hidden): q, k, v
-    attn_bias: Any
-    proj_weight: Any  # (hidden, hidden)
-    proj_bias: Any
-    ln2_weight: Any
-    ln2_bias: Any
-    fc_weight: Any  # (hidden, inner)
-    fc_bias: Any
-    mlp_weight: Any  # (inner, hidden)
-    mlp_bias: Any
+    ln1_weight: torch.Tensor
+    ln1_bias: torch.Tensor
+    attn_weight: torch.Tensor  # (hidden, 3 * hidden): q, k, v
+    attn_bias: torch.Tensor
+    proj_weight: torch.Tensor  # (hidden, hidden)
+    proj_bias: torch.Tensor
+    ln2_weight: torch.Tensor
+    ln2_bias: torch.Tensor
+    fc_weight: torch.Tensor  # (hidden, inner)
+    fc_bias: torch.Tensor
+    mlp_weight: torch.Tensor  # (inner, hidden)
+    mlp_bias: torch.Tensor
     scale: float  # attention scale of this layer
 
 
@@ -119,8 +124,9 @@ class NativeDecoder:
     cache. Raises ValueError when a tensor is not what the kernel reads (see :meth:`unsupported`).
     """
 
-    def __init__(self, *, wte: Any, wpe: Any, layers: Sequence[DecoderLayerWeights], ln_f_weight: Any, ln_f_bias: Any,
-                 head_weight: Any, head_bias: Any = None, heads: int, eps: float, activation: str, cache: Any) -> None:
+    def __init__(self, *, wte: torch.Tensor, wpe: torch.Tensor, layers: Sequence[DecoderLayerWeights],
+                 ln_f_weight: torch.Tensor, ln_f_bias: torch.Tensor, head_weight: torch.Tensor,
+                 head_bias: torch.Tensor | None = None, heads: int, eps: float, activation: str, cache: KVCache) -> None:
         import torch
 
         library, why = _load()
@@ -159,7 +165,7 @@ class NativeDecoder:
         self._bind_cache()
 
     @staticmethod
-    def unsupported(tensors: Sequence[Any], activation: str, cache: Any) -> str:
+    def unsupported(tensors: Sequence[torch.Tensor], activation: str, cache: KVCache) -> str:
         """Why the kernel cannot run on these tensors (empty if it can): float32, contiguous CPU tensors only."""
         import torch
 
@@ -172,8 +178,9 @@ class NativeDecoder:
         return ""
 
     @staticmethod
-    def misshapen(wte: Any, wpe: Any, layers: Sequence[DecoderLayerWeights], ln_f_weight: Any, ln_f_bias: Any,
-                  head_weight: Any, head_bias: Any, heads: int, cache: Any) -> str:
+    def misshapen(wte: torch.Tensor, wpe: torch.Tensor, layers: Sequence[DecoderLayerWeights],
+                  ln_f_weight: torch.Tensor, ln_f_bias: torch.Tensor, head_weight: torch.Tensor,
+                  head_bias: torch.Tensor | None, heads: int, cache: KVCache) -> str:
         """Which tensor has a shape other than the kernel indexes by (empty if none): it reads raw memory, so every
         shape is checked here, once, rather than trusted."""
         if not layers:
@@ -215,7 +222,8 @@ class NativeDecoder:
             self._model.capacity = cache.capacity
             self._cache_state = state
 
-    def __call__(self, input_ids: Any, positions: Any, attention_mask: Any = None) -> Any:
+    def __call__(self, input_ids: torch.Tensor, positions: torch.Tensor,
+                 attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``input_ids`` (B,) and ``positions`` (B,) int64 -> logits (B, vocab); ``attention_mask`` None or a
         boolean ``(B, 1, 1, past + 1)`` view whose last dimension is contiguous (True = attend)."""
         torch = self._torch

@@ -376,7 +376,7 @@ class GPT2NativeDecodingStep:
     output embedding as it is: no copy) and runs a whole step, every layer and the output projection, in one
     parallel region on torch's threads, which brings batch-1 decoding close to the memory-bandwidth bound
     (benchmarks/bench_generate.py). Same maths as the forward pass; only the summation order inside the products
-    differs (tests/test_generation.py compares logits and cache with forward's).
+    differs (tests/test_native.py holds logits and cache to a float64 model, tests/test_generation.py to forward).
     """
 
     def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
