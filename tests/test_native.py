@@ -116,8 +116,8 @@ def test_native_step_is_as_exact_as_pytorch(tmp_path, overrides, threads):
             attended[:, : ids.shape[1]] = mask.bool()
         attended = attended[:, None, :, None]  # (B, 1, S, 1)
         for mine, theirs in zip(native_cache.keys + native_cache.values, exact_cache.keys + exact_cache.values):
-            torch.testing.assert_close((mine[:, :, :length].double() * attended), theirs[:, :, :length] * attended,
-                                       rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(torch.where(attended, mine[:, :, :length].double(), 0.0),
+                                       torch.where(attended, theirs[:, :, :length], 0.0), rtol=1e-5, atol=1e-5)
 
 
 @needs_kernel
