@@ -3,7 +3,7 @@
 The C source (``decode.c`` beside this file, which says why it exists) is compiled when zoo is installed, as the
 extension ``zoo/native/_decode*.so``; a machine without a C compiler installs zoo without it, and everything then
 runs on PyTorch alone. The library holds plain C functions, called through :mod:`ctypes` (which releases the GIL
-for the call): no Python C API, so one build serves every Python version. It is loaded only after torch, so that
+for the call): it uses no Python C API and needs only libc, libm and OpenMP. It is loaded only after torch, so that
 its OpenMP symbols bind to torch's own ``libgomp`` and the kernel runs on torch's thread pool.
 
 ``ZOO_NATIVE=0`` in the environment turns the kernels off (the PyTorch paths are then used everywhere), for
