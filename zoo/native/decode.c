@@ -130,6 +130,16 @@ static void gather(const float *base, int64_t stride, int nth, const float *bias
     }
 }
 
+/* x[r, :] += (sum over threads of the partials for row r) + bias: a projection's output added to the residual
+ * stream, for rows r < B of width n; tmp holds n floats */
+static void add_partials(float *x, const float *base, int64_t stride, int nth, const float *bias, int B, int64_t n,
+                         float *tmp) {
+    for (int r = 0; r < B; r++) {
+        gather(base + r * n, stride, nth, bias, 0, n, tmp);
+        for (int64_t c = 0; c < n; c++) x[r * n + c] += tmp[c];
+    }
+}
+
 static inline float dot(const float *restrict a, const float *restrict b, int64_t n) {
     float acc[16] = {0};
     int64_t k = 0;
@@ -264,13 +274,6 @@ int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *posit
             for (int64_t c = 0; c < C; c++) x[r * C + c] = m->wte[ids[r] * C + c] + m->wpe[positions[r] * C + c];
         for (int l = 0; l < m->n_layer; l++) {
             const zoo_layer *L = &m->layers[l];
-            if (l > 0) { /* the previous layer's MLP output: x += sum of partials + bias */
-                const zoo_layer *P = &m->layers[l - 1];
-                for (int r = 0; r < B; r++) {
-                    gather(parts[1] + r * C, part_stride, nth, P->mlp_b, 0, C, hid); /* hid: free here */
-                    for (int64_t c = 0; c < C; c++) x[r * C + c] += hid[c];
-                }
-            }
             for (int r = 0; r < B; r++) layer_norm(x + r * C, C, L->ln1_w, L->ln1_b, m->eps, normed + r * C);
             split(C, 8, tid, nth, &lo, &hi);
             matmul_block(normed, C, B, L->attn_w, 3 * C, lo, hi, mine0); /* partial q/k/v, (B, 3C) */
@@ -291,11 +294,8 @@ int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *posit
             split(C, 8, tid, nth, &lo, &hi);
             matmul_block(att, C, B, L->proj_w, C, lo, hi, mine1); /* partial attention output, (B, C) */
 #pragma omp barrier
-            for (int r = 0; r < B; r++) {
-                gather(parts[1] + r * C, part_stride, nth, L->proj_b, 0, C, hid);
-                for (int64_t c = 0; c < C; c++) x[r * C + c] += hid[c];
-                layer_norm(x + r * C, C, L->ln2_w, L->ln2_b, m->eps, normed + r * C);
-            }
+            add_partials(x, parts[1], part_stride, nth, L->proj_b, B, C, hid); /* hid: free until the MLP */
+            for (int r = 0; r < B; r++) layer_norm(x + r * C, C, L->ln2_w, L->ln2_b, m->eps, normed + r * C);
             matmul_block(normed, C, B, L->fc_w, I, lo, hi, mine0); /* partial MLP hidden layer, (B, I) */
 #pragma omp barrier
             split(I, 8, tid, nth, &lo, &hi);
@@ -305,14 +305,9 @@ int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *posit
             }
             matmul_block(hid, I, B, L->mlp_w, C, lo, hi, mine1); /* partial MLP output, (B, C) */
 #pragma omp barrier
+            add_partials(x, parts[1], part_stride, nth, L->mlp_b, B, C, hid); /* hid: read by this thread only */
         }
-        for (int r = 0; r < B; r++) {
-            if (m->n_layer > 0) {
-                gather(parts[1] + r * C, part_stride, nth, m->layers[m->n_layer - 1].mlp_b, 0, C, hid);
-                for (int64_t c = 0; c < C; c++) x[r * C + c] += hid[c];
-            }
-            layer_norm(x + r * C, C, m->lnf_w, m->lnf_b, m->eps, normed + r * C);
-        }
+        for (int r = 0; r < B; r++) layer_norm(x + r * C, C, m->lnf_w, m->lnf_b, m->eps, normed + r * C);
         split(m->vocab, 16, tid, nth, &lo, &hi);
         matmul_rows(normed, B, C, m->head_w, m->head_b, logits, m->vocab, lo, hi);
     }
