@@ -193,10 +193,7 @@ def test_tensors_of_the_wrong_shape_are_refused_before_the_kernel_reads_them(tmp
     step = GPT2NativeDecodingStep(model, model.new_kv_cache(2, 12))
     kernel = step.kernel
     body = model.transformer
-    layers = [native.DecoderLayerWeights(
-        b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
-        b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight,
-        b.mlp.c_proj.bias, b.attn.scaling) for b in body.h]
+    layers = [GPT2NativeDecodingStep.layer_weights(b) for b in body.h]
     common = dict(wte=body.wte.weight, wpe=body.wpe.weight, ln_f_weight=body.ln_f.weight, ln_f_bias=body.ln_f.bias,
                   head_weight=model.lm_head.weight, heads=model.config.n_head, eps=1e-5, activation="gelu_new")
     transposed = copy.copy(layers[1].__dict__)

@@ -382,14 +382,20 @@ class GPT2NativeDecodingStep:
     def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
         body, config = model.transformer, model.config
         self.cache = cache
-        layers = [native.DecoderLayerWeights(
-            b.ln_1.weight, b.ln_1.bias, b.attn.c_attn.weight, b.attn.c_attn.bias, b.attn.c_proj.weight,
-            b.attn.c_proj.bias, b.ln_2.weight, b.ln_2.bias, b.mlp.c_fc.weight, b.mlp.c_fc.bias, b.mlp.c_proj.weight,
-            b.mlp.c_proj.bias, b.attn.scaling) for b in body.h]
         self.kernel = native.NativeDecoder(
-            wte=body.wte.weight, wpe=body.wpe.weight, layers=layers, ln_f_weight=body.ln_f.weight,
-            ln_f_bias=body.ln_f.bias, head_weight=model.lm_head.weight, head_bias=model.lm_head.bias,
+            wte=body.wte.weight, wpe=body.wpe.weight, layers=[self.layer_weights(b) for b in body.h],
+            ln_f_weight=body.ln_f.weight, ln_f_bias=body.ln_f.bias, head_weight=model.lm_head.weight,
+            head_bias=model.lm_head.bias,
             heads=config.n_head, eps=config.layer_norm_epsilon, activation=config.activation_function, cache=cache)
+
+    @staticmethod
+    def layer_weights(block: GPT2Block) -> native.DecoderLayerWeights:
+        """One block's tensors as the kernel reads them (the parameters themselves, in their published layouts)."""
+        attn, mlp = block.attn, block.mlp
+        return native.DecoderLayerWeights(
+            block.ln_1.weight, block.ln_1.bias, attn.c_attn.weight, attn.c_attn.bias, attn.c_proj.weight,
+            attn.c_proj.bias, block.ln_2.weight, block.ln_2.bias, mlp.c_fc.weight, mlp.c_fc.bias, mlp.c_proj.weight,
+            mlp.c_proj.bias, attn.scaling)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  position_ids: torch.Tensor | None = None) -> torch.Tensor:
