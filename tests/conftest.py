@@ -9,8 +9,18 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from zoo import registry as registry_module
+
+# Fuzzing profiles (tests/fuzz/): "default" keeps every property small enough for CI on 2 cores;
+# `pytest --hypothesis-profile=long` runs many more examples. Deadlines are off: loopback servers and model builds
+# are noisy on a shared machine, and each property bounds its own time where time is the point.
+_FUZZ = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+             print_blob=True)
+settings.register_profile("default", max_examples=40, **_FUZZ)
+settings.register_profile("long", max_examples=1000, **_FUZZ)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # transformers/huggingface_hub must never reach out from the tests
 os.environ.setdefault("HF_HUB_DISABLE_XET", "1")
