@@ -157,3 +157,44 @@ def test_all_minilm_l6_v2_matches_transformers(minilm):
     torch.testing.assert_close(got.pooler_output, expected.pooler_output, atol=1e-5, rtol=1e-5)
     n = single.last_hidden_state.shape[1]
     torch.testing.assert_close(got.last_hidden_state[0, :n], single.last_hidden_state[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"[1, 2]", r"config\.json holds a JSON list, expected an object"),
+        (b'"bert"', r"config\.json holds a JSON string, expected an object"),
+        (b"3", r"config\.json holds a JSON number, expected an object"),
+        (b"null", r"config\.json holds a JSON null, expected an object"),
+        (b'{"model_type": "bert", "x": "\xff\xfe"}', r"config\.json is not UTF-8 text"),
+        (b'{"model_type": 5}', r"config\.json has model_type 5, a JSON number where a string belongs; make it the name "
+                               r"of an architecture.*registered: .*bert"),
+        (b'{"model_type": ["bert"]}', r"config\.json has model_type \['bert'\], a JSON array where a string belongs"),
+        (b'{"model_type": null}', r"config\.json has no model_type; add one"),
+    ],
+)
+def test_config_json_that_is_not_an_object_or_lacks_a_string_model_type(tmp_path, content, message):
+    write_checkpoint(tmp_path, "base")
+    (tmp_path / "config.json").write_bytes(content)
+    before = snapshot(tmp_path)
+    for load in (zoo.AutoModel.from_pretrained, zoo.AutoConfig.from_pretrained, zoo.AutoModelForMaskedLM.from_pretrained):
+        with pytest.raises(ConfigError, match=message):
+            load(tmp_path)
+    assert snapshot(tmp_path) == before
+
+
+def test_from_pretrained_keyword_arguments_never_become_config_fields(tmp_path):
+    """Every loader refuses the same names the same way; what is accepted is saved only if it is a field."""
+    write_checkpoint(tmp_path / "hf", "base")
+    loaders = [zoo.AutoModel.from_pretrained, zoo.AutoModelForSequenceClassification.from_pretrained,
+               BertConfig.from_pretrained, zoo.AutoConfig.from_pretrained,
+               zoo.get_registry().architecture("bert").model_class("base").from_pretrained]
+    for load in loaders:
+        with pytest.raises(ConfigError, match="unknown keyword argument 'num_lables'.*did you mean 'num_labels'"):
+            load(tmp_path / "hf", num_lables=3)
+        with pytest.raises(ConfigError, match="trust_remote_code=True .* zoo never runs code .* install a zoo plugin"):
+            load(tmp_path / "hf", trust_remote_code=True)
+    model = zoo.AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf", trust_remote_code=False, num_labels=3)
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert "trust_remote_code" not in saved and "num_lables" not in saved and len(saved["id2label"]) == 3

@@ -19,7 +19,7 @@ import zoo
 from tests.checkpoints import assert_outputs_equal
 from tests.plugins.test_bert import make_batch, write_checkpoint
 from zoo.errors import ConfigError, ModelFileNotFoundError, ShapeMismatchError, WeightsError
-from zoo.modeling import ModelOutput, PreTrainedModel, meta_parameters, parse_size
+from zoo.modeling import ModelOutput, PreTrainedModel, empty_weights, parse_size
 from zoo.plugins.bert.config import BertConfig
 from zoo.plugins.bert.modeling import (BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering,
                                        BertForSequenceClassification, BertForTokenClassification, BertModel)
@@ -178,16 +178,16 @@ def test_only_the_missing_head_is_initialised(tmp_path, real_inits):
     assert model.classifier.weight.std() > 0 and torch.equal(model.classifier.bias, torch.zeros(3))
 
 
-def test_meta_parameters_puts_parameters_on_meta_and_restores_torch():
-    original = torch.nn.Module.register_parameter
-    with meta_parameters():
+def test_empty_weights_puts_every_tensor_on_meta_and_restores_torch():
+    normal = torch.nn.init.normal_
+    with empty_weights():
         model = BertModel(BertConfig(hidden_size=32, num_attention_heads=4, num_hidden_layers=1))
     assert {p.device.type for p in model.parameters()} == {"meta"}
-    assert torch.nn.Module.register_parameter is original
-    with pytest.raises(RuntimeError), meta_parameters():
+    assert torch.nn.init.normal_ is normal
+    with pytest.raises(RuntimeError), empty_weights():
         raise RuntimeError("boom")
-    assert torch.nn.Module.register_parameter is original
-    assert torch.nn.Linear(2, 2).weight.device.type == "cpu"
+    assert torch.nn.init.normal_ is normal
+    assert torch.nn.Linear(2, 2).weight.device.type == "cpu" and torch.empty(1).device.type == "cpu"
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, "bfloat16", "torch.float16"])
@@ -290,16 +290,19 @@ def test_shape_mismatch_is_an_error_naming_the_key_and_both_shapes(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     (tmp_path / "config.json").write_text(json.dumps({**config, "vocab_size": 100}))
     before = snapshot(tmp_path)
-    with pytest.raises(ShapeMismatchError, match=r"'bert\.embeddings\.word_embeddings\.weight' has shape \(90, 32\) "
-                                                 r"but the model's .* has shape \(100, 32\)"):
+    with pytest.raises(ShapeMismatchError, match=r"config\.json: vocab_size=100 does not match the weights: model\.safetensors "
+                                                 r"has 'bert\.embeddings\.word_embeddings\.weight' of shape \(90, 32\), "
+                                                 r"where this config needs \(100, 32\); set vocab_size to 90") as caught:
         BertForMaskedLM.from_pretrained(tmp_path)
+    assert isinstance(caught.value, ConfigError)
     assert snapshot(tmp_path) == before
 
 
 def test_num_labels_override_mismatch_errors_or_reinitialises_when_asked(tmp_path, caplog):
     write_checkpoint(tmp_path, "sequence-classification", num_labels=3)
-    with pytest.raises(ShapeMismatchError, match=r"'classifier\.(weight|bias)' has shape \(3,( 32)?\) .* "
-                                                 r"has shape \(5,( 32)?\).*ignore_mismatched_sizes"):
+    with pytest.raises(ShapeMismatchError, match=r"num_labels=5 \(a keyword argument of from_pretrained\) does not match "
+                                                 r"the weights: .*'classifier\.(weight|bias)' of shape \(3,( 32)?\), where "
+                                                 r"this config needs \(5,( 32)?\); set num_labels to 3.*ignore_mismatched_sizes"):
         BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5)
     caplog.set_level(logging.WARNING)
     model, info = BertForSequenceClassification.from_pretrained(tmp_path, num_labels=5, ignore_mismatched_sizes=True,
@@ -499,7 +502,7 @@ def _corrupt(folder: Path, how: str) -> None:
     [
         ("config-not-json", ConfigError, "config.json is not valid JSON"),
         ("config-a-list", ConfigError, "config.json holds a JSON list, expected an object"),
-        ("config-wrong-type", ConfigError, "'num_hidden_layers' must be int"),
+        ("config-wrong-type", ConfigError, r"config\.json: BertConfig field 'num_hidden_layers' is 'two' \(a str\)"),
         ("config-other-model-type", ConfigError, "reads model_type 'bert' but the config says 'gpt2'"),
         ("truncated-safetensors", WeightsError, "model.safetensors is not a readable safetensors file.*truncated or corrupt"),
         ("safetensors-missing-last-bytes", WeightsError, "model.safetensors is not a readable safetensors file"),

@@ -59,8 +59,13 @@ class WeightsError(ZooError, ValueError):
     """A weights file is truncated, corrupt, or not in a format zoo loads safely."""
 
 
-class ShapeMismatchError(WeightsError):
-    """A checkpoint tensor has a different shape from the model parameter of the same name."""
+class ShapeMismatchError(WeightsError, ConfigError):
+    """A checkpoint tensor has a different shape from the model parameter of the same name (or the checkpoint has
+    another number of layers): config.json does not match the weights, so it is a ConfigError too."""
+
+
+class DeviceError(ZooError, ValueError):
+    """A device that torch cannot parse, or that this machine does not have (``device="cuda"`` without a GPU)."""
 
 
 class TokenizerError(ZooError, ValueError):
@@ -129,6 +134,26 @@ class HubUnavailableError(HubError, ConnectionError):
 
 class InvalidRepoIdError(HubError, ValueError):
     """A string that is neither an existing local folder nor a valid Hub repo id ('name' or 'org/name')."""
+
+
+class CacheError(ZooError, OSError):
+    """The cache folder cannot be used as it is (also an ``OSError``): see the subclasses."""
+
+    def __str__(self) -> str:  # OSError would otherwise prefix "[Errno ...]" once errno is set
+        return str(self.args[0]) if self.args else ""
+
+
+class CacheNotFoundError(CacheError, FileNotFoundError):
+    """The cache folder that was named (``--cache-dir``, ``ZOO_CACHE``, ``HF_HUB_CACHE``, ...) does not exist."""
+
+
+class UnsafeCacheEntryError(CacheError):
+    """A cache entry is a symlink (or another kind of file) where huggingface_hub's layout has a regular file, so
+    writing or reading through it could reach outside the cache."""
+
+
+class CacheFullError(CacheError):
+    """The disk holding the cache ran out of space (ENOSPC/EDQUOT) during a download."""
 
 
 # --- pipelines ------------------------------------------------------------------------------------------------------

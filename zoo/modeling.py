@@ -1,14 +1,14 @@
 """Base class of every zoo model: ``from_pretrained`` and ``save_pretrained`` on the files the Hub publishes.
 
-Loading builds the module with its parameters on the meta device (no memory, no random init), then puts each
-checkpoint tensor straight into place: safetensors are memory-mapped and assigned, not copied into a second,
-randomly initialised model. Parameter names equal the published checkpoint keys, so loading is a lookup; where a
-published layout differs (legacy ``gamma``/``beta``, a base-model prefix present or absent, GPT-2's transposed
-Conv1D), the model class declares small key/tensor adapters used both ways, so files stay interchangeable with
-transformers' ``PreTrainedModel.from_pretrained`` / ``save_pretrained`` (modeling_utils.py).
-
-Weights are read from ``model.safetensors``, a sharded ``model.safetensors.index.json``, or ``pytorch_model.bin``
-(only through ``torch.load(weights_only=True)``, which refuses anything but tensors and plain containers).
+Loading, in order: check the device (a missing GPU is said to be missing, before any file is read); read and
+validate config.json (zoo/config_fields.py); read the weight files' headers (zoo/checkpoint.py); build the module
+with every tensor on the meta device (no memory, no random init); compare it with the headers, so a config that
+does not match its weights is refused before anything is allocated (zoo/loading.py); then put each checkpoint
+tensor straight into place: safetensors are memory-mapped and assigned, not copied into a second, randomly
+initialised model. Parameter names equal the published checkpoint keys, so loading is a lookup; where a published
+layout differs (legacy ``gamma``/``beta``, a base-model prefix present or absent, GPT-2's transposed Conv1D), the
+model class declares small key/tensor adapters used both ways, so files stay interchangeable with transformers'
+``PreTrainedModel.from_pretrained`` / ``save_pretrained`` (modeling_utils.py).
 """
 
 from __future__ import annotations
@@ -17,29 +17,25 @@ import contextlib
 import json
 import logging
 import os
-import pickle
 import re
-import struct
-import sys
 from collections.abc import Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
-from zoo.configuration import Config, read_json, split_hub_kwargs, write_text_atomic
-from zoo.errors import ModelFileNotFoundError, ShapeMismatchError, WeightsError
+from zoo.checkpoint import (PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,  # noqa: F401 (re-exported)
+                            SAFE_WEIGHTS_NAME, WEIGHTS_NAMES, TensorEntry, open_checkpoint, weight_files)
+from zoo.configuration import CONFIG_NAME, Config, config_from_file, split_hub_kwargs, write_text_atomic
+from zoo.devices import resolve_device
+from zoo.errors import ConfigError, ShapeMismatchError
+from zoo.loading import match_checkpoint
 from zoo.outputs import ModelOutput  # noqa: F401 (re-exported: plugins import it from here too)
 
 logger = logging.getLogger(__name__)
 
-SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
-PT_WEIGHTS_NAME = "pytorch_model.bin"
-PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
-#: Every weights file name, in the order they are preferred.
-WEIGHTS_NAMES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME)
 _SHARD_RE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 
 
@@ -95,30 +91,26 @@ def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start: torch
 # --- building without allocation ---------------------------------------------------------------------------------------
 
 _skip_init = False
-#: torch.nn.init functions that modules' reset_parameters call; made no-ops on meta tensors by meta_parameters().
+#: torch.nn.init functions that modules' reset_parameters call; made no-ops on meta tensors by empty_weights().
 _INIT_FUNCTIONS = ("uniform_", "normal_", "trunc_normal_", "constant_", "ones_", "zeros_", "eye_", "dirac_",
                    "xavier_uniform_", "xavier_normal_", "kaiming_uniform_", "kaiming_normal_", "orthogonal_", "sparse_")
 
 
 @contextlib.contextmanager
-def meta_parameters() -> Iterator[None]:
-    """Create every parameter on the meta device; buffers stay real (they are small and often computed).
+def empty_weights() -> Iterator[None]:
+    """Build modules with every tensor, parameters and buffers alike, on the meta device: no memory, no init.
 
-    Patching ``register_parameter`` (as accelerate's ``init_empty_weights`` does) rather than using
-    ``torch.device("meta")`` keeps computed buffers usable, and module-level ``reset_parameters`` calls run on meta
-    tensors, so building a model costs neither memory nor random init.
+    Construction runs under ``torch.device("meta")``, so the factory calls inside module constructors
+    (``nn.Embedding``'s ``torch.empty((num_embeddings, dim))``) never touch real memory: a config of 10^7 x 4096
+    embeddings builds in milliseconds. (Moving each parameter to meta once created, as accelerate's
+    ``init_empty_weights`` does, allocates it first.) Buffers are meta too; loading fills what the checkpoint holds
+    and gives the rest real memory through ``_init_weights`` (as transformers 5 does), see ``_initialise_missing``.
 
     The ``torch.nn.init`` functions return meta tensors untouched (as transformers' ``no_init_weights`` does): they
     would be no-ops anyway, and ``normal_`` on a meta tensor goes through a torch._refs decomposition that imports
     torch._dynamo (and sympy), about 2 s and 70 MB on the first load of a process.
     """
     global _skip_init
-    original = nn.Module.register_parameter
-
-    def register_parameter(module: nn.Module, name: str, param: nn.Parameter | None) -> None:
-        if param is not None and param.device.type != "meta":
-            param = nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
-        original(module, name, param)
 
     def skip_meta(init: Any) -> Any:
         def init_unless_meta(tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
@@ -126,14 +118,13 @@ def meta_parameters() -> Iterator[None]:
         return init_unless_meta
 
     inits = {name: getattr(nn.init, name) for name in _INIT_FUNCTIONS if hasattr(nn.init, name)}
-    nn.Module.register_parameter = register_parameter  # type: ignore[method-assign]
     for name, init in inits.items():
         setattr(nn.init, name, skip_meta(init))
     previous, _skip_init = _skip_init, True
     try:
-        yield
+        with torch.device("meta"):
+            yield
     finally:
-        nn.Module.register_parameter = original  # type: ignore[method-assign]
         for name, init in inits.items():
             setattr(nn.init, name, init)
         _skip_init = previous
@@ -202,11 +193,13 @@ class PreTrainedModel(nn.Module):
             if module.padding_idx is not None:
                 with torch.no_grad():
                     module.weight[module.padding_idx].zero_()
-        elif isinstance(module, nn.LayerNorm):
+        elif isinstance(module, (nn.LayerNorm, nn.modules.batchnorm._NormBase)):
             if module.weight is not None:
                 nn.init.ones_(module.weight)
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
+            if isinstance(module, nn.modules.batchnorm._NormBase) and module.track_running_stats:
+                module.reset_running_stats()
 
     def _tied_pairs(self) -> dict[str, str]:
         return dict(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else {}
@@ -235,9 +228,10 @@ class PreTrainedModel(nn.Module):
     @classmethod
     def from_config(cls, config: Config, *, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None) -> PreTrainedModel:
         """A freshly initialised model (random weights as transformers initialises them)."""
+        target_device = resolve_device(device) if device is not None else None
         model = cls(config)
         target_dtype = _resolve_dtype(dtype, config)
-        return model.to(device=device, dtype=target_dtype) if device or target_dtype else model
+        return model.to(device=target_device, dtype=target_dtype) if target_device or target_dtype else model
 
     @classmethod
     def from_pretrained(
@@ -254,22 +248,34 @@ class PreTrainedModel(nn.Module):
         """Load a model from a folder or a Hub repo id.
 
         Extra keyword arguments override config fields (``num_labels=3``, ``problem_type=...``); hub options
-        (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``) go to the hub client.
-        ``dtype`` may be a torch dtype, its name, or ``"auto"`` for the dtype the config records.
+        (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``) go to the hub client; any
+        other name is refused (zoo/configuration.py, ``Config.check_overrides``). ``dtype`` may be a torch dtype,
+        its name, or ``"auto"`` for the dtype the config records (``torch_dtype`` is its older name); ``device`` a
+        name, a torch.device or ``"auto"``.
         """
         from zoo.hub import repo_files
 
+        target_device = resolve_device(device)
+        if "torch_dtype" in kwargs:  # transformers' older name
+            older = kwargs.pop("torch_dtype")
+            dtype = older if dtype is None else dtype
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
         if config is None:
-            config = cls.config_class.from_json_file(repo.require("config.json"), **kwargs)
+            config = cls.config_class.from_json_file(repo.require(CONFIG_NAME), **kwargs)
         elif kwargs:
-            config = type(config).from_dict(config.to_dict(), **kwargs)
-        files = _weight_files(repo)
+            config = config_from_file(type(config), getattr(config, "_source", "the config"), config.to_dict(), kwargs)
+        # errors about a field name the file it came from, or the keyword argument that set it
+        source = getattr(config, "_source", "the config passed to from_pretrained")
+        overrides = getattr(config, "_overrides", frozenset()) | frozenset(kwargs)
         target_dtype = _resolve_dtype(dtype, config) or torch.float32
-        target_device = torch.device(device) if device is not None else torch.device("cpu")
-        with meta_parameters():
-            model = cls(config)
-        info = model._load_checkpoint(files, target_dtype, target_device, ignore_mismatched_sizes)
+        files = weight_files(repo)
+        with contextlib.ExitStack() as stack:
+            entries = open_checkpoint(files, stack)
+            with empty_weights():
+                model = cls(config)
+            found, unexpected, mismatched = match_checkpoint(
+                model, entries, ignore_mismatched_sizes=ignore_mismatched_sizes, source=source, overrides=overrides)
+            info = model._load_checkpoint(found, unexpected, mismatched, target_dtype, target_device)
         model.eval()
         return (model, info) if output_loading_info else model
 
@@ -295,44 +301,34 @@ class PreTrainedModel(nn.Module):
             return prefix + key  # a base-model checkpoint loaded under a task head
         return key
 
-    def _load_checkpoint(self, files: list[Path], dtype: torch.dtype, device: torch.device, ignore_mismatched_sizes: bool) -> dict[str, list[str]]:
+    def _load_checkpoint(self, found: dict[str, TensorEntry], unexpected: list[str], mismatched: list[str],
+                         dtype: torch.dtype, device: torch.device) -> dict[str, list[str]]:
+        """Put each matched checkpoint tensor in place, give every tensor still on meta real memory, and report."""
         tied = self._tied_pairs()
         expected = {k: v for k, v in self.state_dict(keep_vars=True).items() if k not in tied}
-        loaded: set[str] = set()
-        unexpected: list[str] = []
-        mismatched: list[str] = []
-        mismatched_keys: set[str] = set()
         modules = dict(self.named_modules(remove_duplicate=False))  # one walk, not a get_submodule per key
-        for path in files:
-            for ckpt_key, read in _iter_checkpoint(path, device):
-                key = self._checkpoint_key_to_ours(ckpt_key, expected)
-                if key not in expected:
-                    if key not in tied and not any(re.search(p, key) for p in self.ignore_unexpected):
-                        unexpected.append(ckpt_key)
-                    continue
-                tensor = self.tensor_from_checkpoint(key, read())
-                target = expected[key]
-                if tensor.shape != target.shape:
-                    if ignore_mismatched_sizes:
-                        mismatched.append(f"{key}: checkpoint {tuple(tensor.shape)} vs model {tuple(target.shape)}")
-                        mismatched_keys.add(key)
-                        continue
-                    raise ShapeMismatchError(
-                        f"{path.name}: tensor '{ckpt_key}' has shape {tuple(tensor.shape)} but the model's "
-                        f"'{key}' has shape {tuple(target.shape)}; check that config.json matches the weights, "
-                        f"or pass ignore_mismatched_sizes=True to re-initialise that layer"
-                    )
-                if tensor.dtype != dtype and tensor.is_floating_point() and target.is_floating_point():
-                    tensor = tensor.to(dtype=dtype)
-                if tensor.device != device:
-                    tensor = tensor.to(device)
-                self._assign(key, tensor, modules)
-                loaded.add(key)
-        missing = [k for k in expected if k not in loaded]
-        self._initialise_missing(missing, dtype, device)
+        for key, entry in found.items():
+            tensor = self.tensor_from_checkpoint(key, entry.read())
+            target = expected[key]
+            if tensor.shape != target.shape:  # an adapter that needed real data: its shape is known only now
+                raise ShapeMismatchError(
+                    f"{entry.path.name}: tensor '{entry.key}' has shape {tuple(tensor.shape)} but the model's "
+                    f"'{key}' has shape {tuple(target.shape)}; check that config.json matches the weights, "
+                    f"or pass ignore_mismatched_sizes=True to re-initialise that layer")
+            wanted = dtype if tensor.is_floating_point() else target.dtype
+            if tensor.dtype != wanted or tensor.device != device:
+                tensor = tensor.to(device=device, dtype=wanted)
+            self._assign(key, tensor, modules)
+        # everything else still on meta: a new head, a layer re-initialised on request, buffers no file holds
+        meta = [name for name, t in chain(self.named_parameters(remove_duplicate=False),
+                                          self.named_buffers(remove_duplicate=False))
+                if t.is_meta and name not in tied]
+        self._initialise_missing(list(dict.fromkeys(meta)), dtype, device, modules)
         self.tie_weights()
+        mismatched_keys = {line.split(":")[0] for line in mismatched}
         # a mismatched tensor was in the checkpoint: it gets its own warning, not the missing one
-        reported_missing = [k for k in missing if k not in mismatched_keys and not any(re.search(p, k) for p in self.ignore_missing)]
+        reported_missing = [k for k in expected if k not in found and k not in mismatched_keys
+                            and not any(re.search(p, k) for p in self.ignore_missing)]
         name = type(self).__name__
         if reported_missing:
             logger.warning(
@@ -356,42 +352,36 @@ class PreTrainedModel(nn.Module):
         else:
             owner._buffers[name] = tensor
 
-    def _initialise_missing(self, missing: list[str], dtype: torch.dtype, device: torch.device) -> None:
-        """Give missing parameters real memory and transformers-style init (a new task head, say)."""
+    def _initialise_missing(self, missing: list[str], dtype: torch.dtype, device: torch.device,
+                            modules: dict[str, nn.Module]) -> None:
+        """Give each tensor still on meta real memory and the value ``_init_weights`` gives its module.
+
+        ``_init_weights`` works on a whole module; where part of a module came from the checkpoint (a Linear's
+        weight but not its bias, BatchNorm's weights but not its running statistics), the loaded tensors are set
+        aside while it runs, on scratch copies, and put back, so only the missing ones take its values. A tensor it
+        leaves alone stays zero (never uninitialised memory).
+        """
         by_module: dict[str, list[str]] = {}
         for key in missing:
             owner, _, name = key.rpartition(".")
             by_module.setdefault(owner, []).append(name)
         for owner_name, names in by_module.items():
-            owner = self.get_submodule(owner_name)
-            # Buffers are built for real (only parameters go to the meta device) and hold what their module gave
-            # them (BatchNorm's running statistics, its batch counter): a missing one keeps that value.
-            kept = [n for n in names if n in owner._buffers and owner._buffers[n] is not None and not owner._buffers[n].is_meta]
-            for name in kept:
-                buf = owner._buffers[name]
-                owner._buffers[name] = buf.to(device=device, dtype=dtype if buf.is_floating_point() else buf.dtype)
-            names = [n for n in names if n not in kept]
+            owner = modules[owner_name]
             for name in names:
-                old = owner._parameters.get(name) if name in owner._parameters else owner._buffers.get(name)
-                assert old is not None, f"state_dict listed {owner_name}.{name} but the module has no such tensor"
-                new = torch.empty(old.shape, dtype=dtype if old.is_floating_point() else old.dtype, device=device)
-                self._assign(f"{owner_name}.{name}" if owner_name else name, new)
-            if not names:
-                continue
-            direct = [n for n in list(owner._parameters) + list(owner._buffers) if n not in kept]
-            if set(names) >= {n for n in direct if getattr(owner, n) is not None}:
-                with torch.no_grad():
+                old = owner._parameters[name] if name in owner._parameters else owner._buffers[name]
+                assert old is not None, f"{owner_name}.{name} is listed as a tensor but the module has none"
+                new = torch.zeros(old.shape, dtype=dtype if old.is_floating_point() else old.dtype, device=device)
+                self._assign(f"{owner_name}.{name}" if owner_name else name, new, modules)
+            loaded = {n: t for n, t in chain(owner._parameters.items(), owner._buffers.items())
+                      if t is not None and n not in names}
+            with torch.no_grad():
+                for n, t in loaded.items():
+                    (owner._parameters if n in owner._parameters else owner._buffers)[n] = torch.empty_like(t)
+                try:
                     self._init_weights(owner)
-            else:  # part of a module came from the checkpoint: initialise only the rest
-                with torch.no_grad():
-                    for name in names:
-                        tensor = getattr(owner, name)
-                        if name == "bias":
-                            tensor.zero_()
-                        elif isinstance(owner, nn.LayerNorm):
-                            tensor.fill_(1.0)
-                        else:
-                            tensor.normal_(0.0, getattr(self.config, "initializer_range", 0.02))
+                finally:
+                    for n, t in loaded.items():
+                        (owner._parameters if n in owner._parameters else owner._buffers)[n] = t
 
     # --- saving -----------------------------------------------------------------------------------------------------
 
@@ -462,133 +452,18 @@ class PreTrainedModel(nn.Module):
         return folder
 
 
-# --- checkpoint files ----------------------------------------------------------------------------------------------------
+# --- dtypes -------------------------------------------------------------------------------------------------------------
 
 
 def _resolve_dtype(dtype: torch.dtype | str | None, config: Config) -> torch.dtype | None:
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
+    asked = dtype
     if dtype == "auto":
         dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32"
     resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
     if not isinstance(resolved, torch.dtype):
-        raise ValueError(f"dtype {dtype!r} is not a torch dtype; use e.g. torch.float16, 'bfloat16' or 'auto'")
+        where = " (the dtype config.json records, read for dtype='auto')" if asked == "auto" else ""
+        raise ConfigError(f"dtype {str(dtype)[:40]!r}{where} is not a torch dtype; use e.g. torch.float16, "
+                          f"'bfloat16' or 'auto'")
     return resolved
-
-
-def _weight_files(repo: Any) -> list[Path]:
-    """The weight files of a folder/repo, preferring safetensors; a sharded index expands to its shards."""
-    for name in WEIGHTS_NAMES:
-        if not repo.exists(name):
-            continue
-        path = repo.require(name)
-        if not name.endswith(".index.json"):
-            return [path]
-        index = read_json(path)
-        weight_map = index.get("weight_map")
-        if not isinstance(weight_map, dict) or not weight_map:
-            raise WeightsError(f"{path} has no 'weight_map'; the index is corrupt, re-download or re-save the model")
-        return [repo.require(shard) for shard in dict.fromkeys(weight_map.values())]
-    raise ModelFileNotFoundError(
-        f"{repo.identifier} has no weights: none of {', '.join(WEIGHTS_NAMES)} is there; "
-        f"save the model with save_pretrained or point at a folder that has them"
-    )
-
-
-def _iter_checkpoint(path: Path, device: torch.device) -> Iterator[tuple[str, Any]]:
-    """Yield ``(key, read)`` pairs; ``read()`` returns the tensor, so unused keys are never read."""
-    if path.suffix == ".safetensors":
-        from safetensors import SafetensorError, safe_open
-
-        try:
-            handle = safe_open(str(path), framework="pt", device=str(device) if device.type != "cpu" else "cpu")
-        except (SafetensorError, OSError) as exc:
-            raise WeightsError(f"{path} is not a readable safetensors file ({exc}); it is truncated or corrupt: "
-                               f"delete it and download or save it again") from None
-        with handle as f:
-            views = _safetensors_views(path) if device.type == "cpu" else {}
-            for key in f.keys():
-                def read(key: str = key) -> torch.Tensor:
-                    view = views.get(key)
-                    if view is not None:
-                        return view()
-                    try:
-                        return f.get_tensor(key)
-                    except Exception as exc:
-                        raise WeightsError(f"{path}: tensor '{key}' cannot be read ({exc}); the file is corrupt, "
-                                           f"delete it and download or save it again") from None
-                yield key, read
-        return
-    state = _torch_load(path)
-    for key, tensor in state.items():
-        if not isinstance(tensor, torch.Tensor):
-            raise WeightsError(f"{path}: entry '{key}' is a {type(tensor).__name__}, not a tensor")
-        yield key, (lambda tensor=tensor: tensor)
-
-
-_SAFETENSORS_DTYPES = {
-    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "I64": torch.int64,
-    "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool,
-}
-
-
-def _safetensors_views(path: Path) -> dict[str, Any]:
-    """``{key: make_tensor}`` over one copy-on-write mmap of the whole file, for the tensors it can serve.
-
-    ``safe_open(...).get_tensor`` maps the same file but slices a storage per tensor, which costs about 25 us a key
-    (5 ms of a bert-base load). Here the file is mapped once (``shared=False``: writes to a parameter never reach
-    the file) and each tensor is a view at its offset. The file has already been validated by ``safe_open``; a
-    dtype not in the table, an offset not aligned to its element size or a big-endian host fall back to
-    ``get_tensor`` (an empty dict).
-    """
-    if sys.byteorder != "little":
-        return {}
-    try:
-        with open(path, "rb") as f:
-            (header_len,) = struct.unpack("<Q", f.read(8))
-            header = json.loads(f.read(header_len))
-        size = path.stat().st_size
-        storage = torch.UntypedStorage.from_file(str(path), shared=False, nbytes=size)
-    except (OSError, ValueError, RuntimeError, struct.error):
-        return {}
-    base = 8 + header_len
-    views: dict[str, Any] = {}
-    for key, entry in header.items():
-        if key == "__metadata__" or not isinstance(entry, dict):
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(entry.get("dtype"))
-        offsets, shape = entry.get("data_offsets"), entry.get("shape")
-        if dtype is None or not isinstance(offsets, list) or not isinstance(shape, list):
-            continue
-        start = base + offsets[0]
-        if start % dtype.itemsize or base + offsets[1] > size:
-            continue
-
-        def make(dtype: torch.dtype = dtype, offset: int = start // dtype.itemsize, shape: list[int] = shape) -> torch.Tensor:
-            return torch.empty(0, dtype=dtype).set_(storage, offset, shape)
-
-        views[key] = make
-    return views
-
-
-def _torch_load(path: Path) -> dict[str, torch.Tensor]:
-    try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as exc:
-            if "mmap" not in str(exc):
-                raise
-            state = torch.load(path, map_location="cpu", weights_only=True)  # legacy (non-zip) format
-    except pickle.UnpicklingError as exc:
-        # torch's message opens with advice on loading unsafely; name only what the file asked to unpickle
-        found = re.search(r"Unsupported (?:global: GLOBAL|operand) \S+", str(exc))
-        raise WeightsError(f"{path} holds objects other than tensors, and zoo never unpickles arbitrary objects "
-                           f"({found.group(0) if found else 'weights-only unpickling refused it'}); convert it to "
-                           f"safetensors with a tool you trust") from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise WeightsError(f"{path} cannot be read as a PyTorch checkpoint ({exc}); it is truncated or corrupt") from None
-    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise WeightsError(f"{path} holds a {type(state).__name__}, expected a dict of tensors")
-    return state

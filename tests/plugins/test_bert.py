@@ -185,7 +185,11 @@ def test_sequence_classification_loss_follows_problem_type(tmp_path, num_labels,
 
 def test_unknown_problem_type_is_a_clear_error(tmp_path):
     write_checkpoint(tmp_path, "sequence-classification", num_labels=3)
-    model = zoo_bert.BertForSequenceClassification.from_pretrained(tmp_path, problem_type="ordinal")
+    with pytest.raises(ConfigError, match=r"from_pretrained\(\.\.\., problem_type='ordinal'\): BertConfig field "
+                                          r"'problem_type' is 'ordinal'; allowed: one of 'regression'"):
+        zoo_bert.BertForSequenceClassification.from_pretrained(tmp_path, problem_type="ordinal")
+    model = zoo_bert.BertForSequenceClassification.from_pretrained(tmp_path)
+    model.config.problem_type = "ordinal"  # set after validation: the loss still refuses it
     with pytest.raises(ValueError, match="problem_type 'ordinal'.*regression"):
         model(**make_batch({}), labels=torch.tensor([0, 1, 2]))
 
@@ -297,11 +301,11 @@ def test_config_defaults_equal_transformers():
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        (dict(hidden_size=30, num_attention_heads=4), "hidden_size 30 is not a multiple of num_attention_heads 4"),
-        (dict(position_embedding_type="relative_key"), "position_embedding_type 'relative_key' is not supported"),
+        (dict(hidden_size=30, num_attention_heads=4), r"'hidden_size' is 30, which is not a multiple of num_attention_heads \(4\)"),
+        (dict(position_embedding_type="relative_key"), "'position_embedding_type' is 'relative_key'; allowed: one of 'absolute'; zoo's BERT uses absolute"),
         (dict(is_decoder=True), "decoder"),
         (dict(hidden_size="32"), "hidden_size"),
-        (dict(num_labels=0), "num_labels must be a positive int"),
+        (dict(num_labels=0), "'num_labels' is 0; allowed: an int >= 1"),
     ],
 )
 def test_config_refuses_what_the_model_cannot_build(fields, message):

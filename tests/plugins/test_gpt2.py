@@ -337,8 +337,8 @@ def test_config_defaults_and_aliases():
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    (dict(n_embd=30, n_head=4), "n_embd 30 is not a multiple of n_head 4"),
-    (dict(activation_function="gelu_42"), "activation_function 'gelu_42' is not supported"),
+    (dict(n_embd=30, n_head=4), r"'n_embd' is 30, which is not a multiple of n_head \(4\)"),
+    (dict(activation_function="gelu_42"), "'activation_function' is 'gelu_42'; allowed: one of 'gelu'"),
     (dict(add_cross_attention=True), "cross-attention"),
     (dict(n_layer="2"), "n_layer"),
     (dict(hidden_size=64, n_embd=32), "both hidden_size=64 and n_embd=32"),

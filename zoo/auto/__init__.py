@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from typing import Any, ClassVar
 
-from zoo.configuration import CONFIG_NAME, Config, read_json, split_hub_kwargs
+from zoo.configuration import CONFIG_NAME, LOADING_OPTIONS, Config, config_from_file, read_json, split_hub_kwargs
 from zoo.errors import ConfigError
 from zoo.hub import RepoFiles, repo_files
 from zoo.registry import Architecture, get_registry
@@ -20,8 +20,6 @@ __all__ = [
     "AutoModelForQuestionAnswering", "AutoModelForImageClassification", "AutoImageProcessor",
 ]
 
-_MODEL_OPTIONS = ("dtype", "device", "ignore_mismatched_sizes", "output_loading_info")
-
 
 def architecture_of(repo: RepoFiles) -> tuple[Architecture, dict[str, Any]]:
     """The registered architecture of a repo, read from its config.json, and that JSON."""
@@ -29,14 +27,21 @@ def architecture_of(repo: RepoFiles) -> tuple[Architecture, dict[str, Any]]:
     model_type = data.get("model_type")
     if not isinstance(model_type, str) or not model_type:
         registered = ", ".join(sorted(get_registry().architectures()))
-        raise ConfigError(f"{repo.identifier}/{CONFIG_NAME} has no model_type; add one, e.g. \"model_type\": \"bert\" "
+        found = "has no model_type" if model_type in (None, "") else \
+            f"has model_type {str(model_type)[:40]}, a JSON {_json_kind(model_type)} where a string belongs"
+        fix = "add one" if model_type in (None, "") else "make it the name of an architecture"
+        raise ConfigError(f"{repo.identifier}/{CONFIG_NAME} {found}; {fix}, e.g. \"model_type\": \"bert\" "
                           f"(registered: {registered})")
     return get_registry().architecture(model_type), data
 
 
+def _json_kind(value: Any) -> str:
+    return {bool: "boolean", int: "number", float: "number", list: "array", dict: "object"}.get(type(value), "value")
+
+
 def _config(repo: RepoFiles, **overrides: Any) -> Config:
     arch, data = architecture_of(repo)
-    return arch.config_class().from_dict(data, **overrides)
+    return config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, overrides)
 
 
 class AutoConfig:
@@ -71,7 +76,8 @@ class AutoTokenizer:
         if repo.exists(CONFIG_NAME):
             arch, data = architecture_of(repo)
             if arch.tokenizer is not None:
-                return resolve_import(arch.tokenizer)(repo, arch.config_class().from_dict(data), **kwargs)
+                config = config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, {})
+                return resolve_import(arch.tokenizer)(repo, config, **kwargs)
         return Tokenizer.from_repo(repo, **kwargs)  # a bare tokenizer.json needs no architecture
 
 
@@ -92,7 +98,8 @@ class AutoImageProcessor:
         if repo.exists(CONFIG_NAME):
             arch, data = architecture_of(repo)
             if arch.image_processor is not None:
-                return resolve_import(arch.image_processor)(repo, arch.config_class().from_dict(data), **kwargs)
+                config = config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, {})
+                return resolve_import(arch.image_processor)(repo, config, **kwargs)
         return from_files(repo, **kwargs)
 
     @classmethod
@@ -122,10 +129,12 @@ class _AutoModel:
     def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
         """Load the model for this task. ``dtype``, ``device``, ``ignore_mismatched_sizes`` and
         ``output_loading_info`` go to the model; hub options to the hub client; the rest override config fields."""
+        from zoo.devices import resolve_device
+
+        if "device" in kwargs:  # before any file is read or downloaded
+            kwargs["device"] = resolve_device(kwargs["device"])
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
-        if "torch_dtype" in kwargs:  # transformers' older name
-            kwargs["dtype"] = kwargs.pop("torch_dtype")
-        options = {k: kwargs.pop(k) for k in _MODEL_OPTIONS if k in kwargs}
+        options = {k: kwargs.pop(k) for k in sorted(LOADING_OPTIONS - {"config"}) if k in kwargs}
         config = kwargs.pop("config", None)
         if config is None:
             config = _config(repo, **kwargs)

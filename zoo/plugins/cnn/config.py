@@ -9,25 +9,22 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from zoo.config_fields import MAX_CHANNELS, MAX_IMAGE_SIZE, MAX_LAYERS, MAX_WIDTH, Field
 from zoo.configuration import Config
 from zoo.errors import ConfigError
 
-
-def _positive_ints(name: str, values: Any, allow_empty: bool = False) -> None:
-    if not isinstance(values, (list, tuple)) or (not values and not allow_empty) or not all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in values):
-        raise ConfigError(f"{name} must be a list of positive ints, got {values!r}; fix config.json")
+MAX_STAGES = 64
 
 
 class ResNetConfig(Config):
     model_type: ClassVar[str] = "resnet"
     layer_types: ClassVar[tuple[str, ...]] = ("basic", "bottleneck")
 
-    num_channels: int = 3
-    embedding_size: int = 64
-    hidden_sizes: list[int] = [256, 512, 1024, 2048]
-    depths: list[int] = [3, 4, 6, 3]
-    layer_type: str = "bottleneck"
+    num_channels: int = Field(3, ge=1, le=MAX_CHANNELS)
+    embedding_size: int = Field(64, ge=1, le=MAX_WIDTH)
+    hidden_sizes: list[int] = Field([256, 512, 1024, 2048], ge=1, le=MAX_WIDTH, min_len=1, max_len=MAX_STAGES)
+    depths: list[int] = Field([3, 4, 6, 3], ge=1, le=MAX_LAYERS, min_len=1, max_len=MAX_STAGES)
+    layer_type: str = Field("bottleneck", choices=layer_types)
     hidden_act: str = "relu"
     downsample_in_first_stage: bool = False
     downsample_in_bottleneck: bool = False
@@ -35,13 +32,15 @@ class ResNetConfig(Config):
     def validate(self) -> None:
         super().validate()
         self.hidden_sizes, self.depths = list(self.hidden_sizes), list(self.depths)
-        _positive_ints("hidden_sizes", self.hidden_sizes)
-        _positive_ints("depths", self.depths)
         if len(self.hidden_sizes) != len(self.depths):
             raise ConfigError(f"hidden_sizes has {len(self.hidden_sizes)} stages but depths has {len(self.depths)}; "
                               f"give one hidden size per stage")
-        if self.layer_type not in self.layer_types:
-            raise ConfigError(f"layer_type {self.layer_type!r} is not one of {', '.join(self.layer_types)}; fix config.json")
+        if sum(self.depths) > MAX_LAYERS:
+            raise ConfigError(f"depths {self.depths} add up to {sum(self.depths)} layers, more than {MAX_LAYERS}; "
+                              f"fix depths in config.json")
+        if self.layer_type == "bottleneck" and min(self.hidden_sizes) < 4:
+            raise ConfigError(f"hidden_sizes {self.hidden_sizes} has a stage narrower than 4, which a bottleneck layer "
+                              f"(4x reduction) cannot have; use widths >= 4 or layer_type 'basic'")
 
 
 class SimpleCNNConfig(Config):
@@ -52,12 +51,12 @@ class SimpleCNNConfig(Config):
 
     model_type: ClassVar[str] = "simple-cnn"
 
-    num_channels: int = 3
-    image_size: int = 32
-    conv_channels: list[int] = [6, 16]
-    kernel_size: int = 5
-    hidden_sizes: list[int] = [120, 84]
-    hidden_dropout_prob: float = 0.0
+    num_channels: int = Field(3, ge=1, le=MAX_CHANNELS)
+    image_size: int = Field(32, ge=1, le=MAX_IMAGE_SIZE)
+    conv_channels: list[int] = Field([6, 16], ge=1, le=MAX_CHANNELS, min_len=1, max_len=MAX_STAGES)
+    kernel_size: int = Field(5, ge=1, le="image_size")
+    hidden_sizes: list[int] = Field([120, 84], ge=1, le=MAX_WIDTH, min_len=0, max_len=MAX_STAGES)
+    hidden_dropout_prob: float = Field(0.0, ge=0, lt=1)
 
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("id2label") is None and "num_labels" not in kwargs:
@@ -75,15 +74,13 @@ class SimpleCNNConfig(Config):
     def validate(self) -> None:
         super().validate()
         self.conv_channels, self.hidden_sizes = list(self.conv_channels), list(self.hidden_sizes)
-        _positive_ints("conv_channels", self.conv_channels)
-        _positive_ints("hidden_sizes", self.hidden_sizes, allow_empty=True)
-        if self.kernel_size < 1 or self.num_channels < 1:
-            raise ConfigError(f"kernel_size and num_channels must be positive, got {self.kernel_size} and {self.num_channels}")
         size = self.image_size
         for _ in self.conv_channels:
             size = (size - self.kernel_size + 1) // 2
             if size < 1:
                 raise ConfigError(f"image_size {self.image_size} is too small for {len(self.conv_channels)} conv+pool "
                                   f"stages of kernel {self.kernel_size}; use larger images or fewer stages")
-        if not 0.0 <= self.hidden_dropout_prob < 1.0:
-            raise ConfigError(f"hidden_dropout_prob must be in [0, 1), got {self.hidden_dropout_prob}")
+        if self.feature_size > MAX_WIDTH:
+            raise ConfigError(f"SimpleCNNConfig flattens {self.feature_size} conv features (conv_channels "
+                              f"{self.conv_channels[-1]} x {size} x {size}), more than {MAX_WIDTH}; use smaller "
+                              f"images, more stages or fewer channels")

@@ -7,9 +7,10 @@ names other code reads (``hidden_size``, ``num_hidden_layers``, ...) are aliases
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from zoo.activations import ACTIVATIONS
+from zoo.config_fields import MAX_HEADS, MAX_LAYERS, MAX_POSITIONS, MAX_VOCAB, MAX_WIDTH, Field
 from zoo.configuration import Config
 from zoo.errors import ConfigError
 
@@ -20,32 +21,30 @@ ATTRIBUTE_MAP: dict[str, str] = {
     "num_attention_heads": "n_head",
     "num_hidden_layers": "n_layer",
 }
-
-
-def _alias(name: str) -> property:
-    return property(lambda self: getattr(self, name), lambda self, value: setattr(self, name, value))
+PROBABILITY = dict(ge=0, le=1)
 
 
 class GPT2Config(Config):
     model_type: ClassVar[str] = "gpt2"
+    attribute_map: ClassVar[dict[str, str]] = ATTRIBUTE_MAP
 
-    vocab_size: int = 50257
-    n_positions: int = 1024
-    n_embd: int = 768
-    n_layer: int = 12
-    n_head: int = 12
-    n_inner: int | None = None
-    activation_function: str = "gelu_new"
-    resid_pdrop: float = 0.1
-    embd_pdrop: float = 0.1
-    attn_pdrop: float = 0.1
-    layer_norm_epsilon: float = 1e-5
-    initializer_range: float = 0.02
+    vocab_size: int = Field(50257, ge=1, le=MAX_VOCAB)
+    n_positions: int = Field(1024, ge=1, le=MAX_POSITIONS)
+    n_embd: int = Field(768, ge=1, le=MAX_WIDTH, divisible_by="n_head")
+    n_layer: int = Field(12, ge=1, le=MAX_LAYERS)
+    n_head: int = Field(12, ge=1, le=MAX_HEADS)
+    n_inner: int | None = Field(None, ge=1, le=MAX_WIDTH)
+    activation_function: str = Field("gelu_new", choices=tuple(sorted(ACTIVATIONS)))
+    resid_pdrop: float = Field(0.1, **PROBABILITY)
+    embd_pdrop: float = Field(0.1, **PROBABILITY)
+    attn_pdrop: float = Field(0.1, **PROBABILITY)
+    layer_norm_epsilon: float = Field(1e-5, gt=0, le=1)
+    initializer_range: float = Field(0.02, ge=0, le=10)
     summary_type: str = "cls_index"
     summary_use_proj: bool = True
     summary_activation: str | None = None
     summary_proj_to_labels: bool = True
-    summary_first_dropout: float = 0.1
+    summary_first_dropout: float = Field(0.1, **PROBABILITY)
     scale_attn_weights: bool = True
     use_cache: bool = True
     bos_token_id: int | None = 50256
@@ -56,21 +55,6 @@ class GPT2Config(Config):
     add_cross_attention: bool = False
     tie_word_embeddings: bool = True
 
-    hidden_size = _alias("n_embd")
-    max_position_embeddings = _alias("n_positions")
-    num_attention_heads = _alias("n_head")
-    num_hidden_layers = _alias("n_layer")
-
-    def __init__(self, **kwargs: Any) -> None:
-        for alias, name in ATTRIBUTE_MAP.items():
-            if alias in kwargs:
-                value = kwargs.pop(alias)
-                if name in kwargs and kwargs[name] != value:
-                    raise ConfigError(f"GPT2Config got both {alias}={value!r} and {name}={kwargs[name]!r}; "
-                                      f"{alias} is another name for {name}, pass only one")
-                kwargs[name] = value
-        super().__init__(**kwargs)
-
     @property
     def inner_size(self) -> int:
         """Width of the MLP: ``n_inner``, or 4 x ``n_embd`` when unset (as GPT2Block reads it)."""
@@ -78,11 +62,6 @@ class GPT2Config(Config):
 
     def validate(self) -> None:
         super().validate()
-        if self.n_embd % self.n_head:
-            raise ConfigError(f"n_embd {self.n_embd} is not a multiple of n_head {self.n_head}; fix config.json")
-        if self.activation_function not in ACTIVATIONS:
-            raise ConfigError(f"activation_function {self.activation_function!r} is not supported (supported: "
-                              f"{', '.join(sorted(ACTIVATIONS))}); fix config.json")
         if self.add_cross_attention:
             raise ConfigError("this config asks for cross-attention (add_cross_attention=true, an encoder-decoder "
                               "GPT-2); zoo's GPT-2 plugin provides the decoder-only model: set it to false")
