@@ -235,10 +235,11 @@ def test_trust_remote_code_true_is_refused_and_false_ignored(bert_folder, tmp_pa
     with pytest.raises(ConfigError, match=r"^trust_remote_code=True was passed, but zoo never runs code from a model "
                                           r"repository; install a zoo plugin that provides model_type 'bert'"):
         zoo.AutoConfig.from_pretrained(bert_folder, trust_remote_code=True)
-    config = zoo.AutoConfig.from_pretrained(bert_folder, trust_remote_code=False)
+    config = zoo.AutoConfig.from_pretrained(bert_folder, trust_remote_code=False, low_cpu_mem_usage=True)
     out = tmp_path_factory.mktemp("saved")
     config.save_pretrained(out)
-    assert "trust_remote_code" not in json.loads((out / "config.json").read_text())
+    saved = json.loads((out / "config.json").read_text())
+    assert "trust_remote_code" not in saved and "low_cpu_mem_usage" not in saved
 
 
 def test_a_bad_override_names_the_keyword_argument_not_the_file(bert_folder):

@@ -26,6 +26,9 @@ CONFIG_NAME = "config.json"
 HUB_OPTIONS = frozenset({"revision", "token", "cache_dir", "local_files_only", "force_download"})
 #: Keyword arguments of a model's from_pretrained that say how to load it (not config fields).
 LOADING_OPTIONS = frozenset({"config", "dtype", "torch_dtype", "device", "ignore_mismatched_sizes", "output_loading_info"})
+#: transformers' loading options whose meaning zoo always has: accepted from code written for transformers, and
+#: dropped (low_cpu_mem_usage: zoo always builds on the meta device and loads straight into place).
+IGNORED_OPTIONS = frozenset({"low_cpu_mem_usage"})
 #: Attributes a Config instance keeps for itself; a config.json key of that name cannot be kept.
 _PRIVATE = frozenset({"_extra_keys", "_source", "_overrides"})
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
@@ -163,6 +166,8 @@ class Config:
     def check_overrides(cls, overrides: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
         """The overrides that may become fields; refuse the rest with what to do instead."""
         out = dict(overrides)
+        for key in IGNORED_OPTIONS:
+            out.pop(key, None)
         if "trust_remote_code" in out:
             if out.pop("trust_remote_code"):
                 raise _keyword_error(
