@@ -204,9 +204,15 @@ def test_input_forms_agree(random_qa):
     q, c = "who loves python?", "i love python and hello world"
     one = qa(question=q, context=c)
     assert qa({"question": q, "context": c}) == one
-    assert qa([{"question": q, "context": c}, {"question": "what?", "context": c}])[0] == one
-    assert qa(question=[q, "what?"], context=c)[0] == one
-    assert qa(question=[q, q], context=[c, "hello world"])[0] == one
+
+    def same_answer(batched):
+        # in a padded batch the matmuls have other shapes, so the score may differ in its last float32 bits
+        assert {k: v for k, v in batched.items() if k != "score"} == {k: v for k, v in one.items() if k != "score"}
+        assert batched["score"] == pytest.approx(one["score"], rel=1e-5)
+
+    same_answer(qa([{"question": q, "context": c}, {"question": "what?", "context": c}])[0])
+    same_answer(qa(question=[q, "what?"], context=c)[0])
+    same_answer(qa(question=[q, q], context=[c, "hello world"])[0])
 
 
 @pytest.mark.parametrize("call, message", [
