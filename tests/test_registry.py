@@ -267,3 +267,55 @@ def test_no_trace_without_the_variable(isolated_registry, monkeypatch, caplog):
     caplog.set_level(logging.INFO, logger="zoo.registry")
     isolated_registry.register_plugin(make_plugin(toy("quiet")), name="quiet")
     assert "-> plugin quiet" not in caplog.text
+
+
+def test_zoo_load_plugins_naming_nothing_installed_warns_with_what_is(fake_distributions, monkeypatch, caplog):
+    # A misspelt name used to load nothing in silence; now the warning names it and the installed plugins.
+    caplog.set_level(logging.WARNING, logger="zoo.registry")
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "nonexistent, toy")
+    registry = Registry(entry_points=True)
+    assert "toy" in registry.architectures()
+    assert registry.unmatched_requests == ["nonexistent"]
+    warning = next(r.getMessage() for r in caplog.records if "ZOO_LOAD_PLUGINS" in r.getMessage())
+    assert "'nonexistent'" in warning and "toy (zoo-toy)" in warning and "broken (zoo-broken)" in warning
+    assert "'toy'" not in warning  # found names are not reported
+
+
+def test_zoo_load_plugins_all_found_or_unset_is_quiet(fake_distributions, monkeypatch, caplog):
+    caplog.set_level(logging.WARNING, logger="zoo.registry")
+    for value in ("zoo-toy,broken", "zoo.plugins.bert", None):
+        if value is None:
+            monkeypatch.delenv("ZOO_LOAD_PLUGINS", raising=False)
+        else:
+            monkeypatch.setenv("ZOO_LOAD_PLUGINS", value)
+        registry = Registry(entry_points=True)
+        registry.load()
+        assert registry.unmatched_requests == [] and registry.unmatched_message() == ""
+    assert "ZOO_LOAD_PLUGINS" not in caplog.text
+
+
+def test_zoo_plugins_shows_unmatched_zoo_load_plugins(fake_distributions, monkeypatch, capsys):
+    from zoo.cli import main
+    from zoo.registry import set_registry
+
+    monkeypatch.setenv("ZOO_LOAD_PLUGINS", "nonexistent")
+    previous = set_registry(Registry(entry_points=True))
+    try:
+        assert main(["plugins"]) == 0
+    finally:
+        set_registry(previous)
+    out = capsys.readouterr().out
+    assert out.startswith("warning: ZOO_LOAD_PLUGINS names 'nonexistent', which no installed plugin provides")
+    assert "toy (zoo-toy)" in out
+
+
+def test_a_task_local_model_must_be_an_import_string_or_callable(isolated_registry):
+    from zoo.registry import PipelineTask
+
+    class Bad:
+        @hookimpl
+        def register_pipelines(self, register):
+            register(PipelineTask("bad-local", "zoo.pipelines.base:Pipeline", local_model="not an import"))
+
+    record = isolated_registry.register_plugin(Bad(), name="bad-local")
+    assert "local_model 'not an import' is not an import string" in record.error

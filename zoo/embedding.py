@@ -87,6 +87,8 @@ class SentenceEmbedder:
         """(N, H) float tensor, rows in input order; batches are formed from length-sorted inputs (little padding)."""
         import torch
 
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ZooError(f"batch_size must be at least 1 (an int), got {batch_size!r}")
         single = isinstance(sentences, str)
         texts = [sentences] if single else list(sentences)
         bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]

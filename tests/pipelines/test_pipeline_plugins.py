@@ -106,9 +106,10 @@ def classifier(tmp_path_factory):
 def test_zoo_run_reads_stdin_and_files_and_writes_json_lines_in_order(classifier, tmp_path, capsys, monkeypatch):
     texts = ["i love python", "hate bugs", "hello world " * 5]
     expected = zoo.pipeline("sentiment-analysis", model=str(classifier))(texts)
-    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(texts) + "\n\n"))  # a blank line is skipped
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(texts) + "\n\n"))  # a blank line gives null
     assert main(["run", "sentiment-analysis", "--model", str(classifier), "--batch-size", "2"]) == 0
     from_stdin = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert from_stdin.pop() is None
     (tmp_path / "inputs.txt").write_text("\n".join(texts), encoding="utf-8")
     assert main(["run", "text-classification", "--model", str(classifier), "--file", str(tmp_path / "inputs.txt"),
                  "--device", "cpu", "--no-progress"]) == 0
@@ -129,7 +130,7 @@ def test_zoo_run_writes_tensors_as_lists_and_reads_json_objects(classifier, caps
 @pytest.mark.parametrize("argv, message", [
     (["run", "no-such-task", "x"], "pipeline task 'no-such-task' is not registered"),
     (["run", "text-classification", "--model", "{model}", "-o", "top_k"], "--option takes key=value"),
-    (["run", "text-classification", "--model", "{model}", ""], "empty string"),
+    (["run", "text-classification", "--model", "{model}", '{"text": ""}'], "empty string"),
     (["run", "text-classification", "--model", "{model}", "--file", "/no/such/file"], "cannot read inputs"),
 ])
 def test_zoo_run_errors_are_one_line(classifier, capsys, argv, message):
@@ -137,3 +138,39 @@ def test_zoo_run_errors_are_one_line(classifier, capsys, argv, message):
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert err.startswith("zoo: error: ") and message in err
+
+
+# --- preprocess or preprocess_batch, as docs/pipelines.md and docs/plugins.md say ------------------------------------------
+
+
+class BatchOnlyNormsPipeline(TokenNormsPipeline):
+    """The same task written with preprocess_batch only (one tokenizer call per chunk), as the docs allow."""
+
+    preprocess = Pipeline.preprocess  # back to the base's: this class implements preprocess_batch alone
+
+    def preprocess_batch(self, items: list[Any], options: dict[str, Any]) -> list[list[Feature]]:
+        enc = self.encode_texts([self.check_text(item) for item in items])
+        return [[self.features_of(enc, row, tokens=enc.tokens(row))] for row in range(len(items))]
+
+
+def test_a_pipeline_with_only_preprocess_batch_runs(encoder):
+    model, tokenizer = TokenNormsPipeline.load_parts(str(encoder))
+    assert BatchOnlyNormsPipeline.preprocess is Pipeline.preprocess
+    batch_only = BatchOnlyNormsPipeline(model, tokenizer)
+    per_item = TokenNormsPipeline(model, tokenizer)
+    texts = ["hello world", "i love python", "a"]
+    assert batch_only(texts) == per_item(texts)
+    assert batch_only("hello world") == per_item("hello world")  # one input goes through preprocess -> batch
+
+
+def test_a_pipeline_with_neither_preprocess_is_refused_by_name(encoder):
+    class NoPreprocess(Pipeline):
+        task = "nothing"
+
+        def postprocess(self, item, features, outputs, options):
+            return None
+
+    model, tokenizer = TokenNormsPipeline.load_parts(str(encoder))
+    with pytest.raises(zoo.errors.PluginError, match=r"NoPreprocess \(task 'nothing'\) implements neither "
+                                                      r"preprocess\(item, options\) nor preprocess_batch"):
+        NoPreprocess(model, tokenizer)

@@ -28,16 +28,57 @@ def split_pinned(model: str) -> tuple[str, str | None]:
     return model, None
 
 
+def _announce(spec: Any, where: str) -> None:
+    if spec.name not in _announced:
+        logger.warning("No model was given for task '%s'; using its default %s%s", spec.name, spec.default_model, where)
+        _announced.add(spec.name)
+
+
+def _load_default(spec: Any, cls: Any, hub_kwargs: dict[str, Any]) -> tuple[Any, Any]:
+    """Model and tokenizer of a task's default, from wherever it already is: the cache at its pinned commit, then
+    the task's embedded copy (``PipelineTask.local_model``), then the Hub. Only the last sends requests, so a
+    machine that has the default runs offline, and does not wait on an unreachable Hub first."""
+    from zoo.errors import HubUnavailableError, OfflineModeError
+    from zoo.hub.cache import COMMIT_RE
+
+    repo, revision = split_pinned(spec.default_model)
+    # A caller's own revision or force_download asks for the Hub's answer, not for whatever is local.
+    local_ok = "revision" not in hub_kwargs and not hub_kwargs.get("force_download")
+    hub_kwargs.setdefault("revision", revision)
+    if local_ok and revision is not None and COMMIT_RE.match(revision):
+        try:
+            parts = cls.load_parts(repo, **{**hub_kwargs, "local_files_only": True})
+        except OfflineModeError:  # not (wholly) in the cache: try the next place
+            logger.debug("default %s of task '%s' is not in the cache", spec.default_model, spec.name)
+        else:
+            _announce(spec, " (from the cache)")
+            return parts
+    folder = spec.local_default() if local_ok else None
+    if folder is not None:
+        _announce(spec, f" (the embedded copy in {folder})")
+        return cls.load_parts(folder)
+    _announce(spec, "")
+    try:
+        return cls.load_parts(repo, **hub_kwargs)
+    except (OfflineModeError, HubUnavailableError) as exc:
+        why = "offline mode is on" if isinstance(exc, OfflineModeError) else "the Hub cannot be reached"
+        raise type(exc)(f"the default model of task '{spec.name}' is {spec.default_model}, which is not in the cache "
+                        f"and cannot be fetched now ({why}); fetch it with `zoo download {repo} --revision "
+                        f"{hub_kwargs['revision']}` on a machine with network, or pass model=") from None
+
+
 def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
              batch_size: int | None = None, progress: bool | None = None, **kwargs: Any) -> Pipeline:
     """Build the pipeline of ``task`` ("text-classification", "ner", ... or an alias).
 
     ``model`` is a folder, a Hub repo id (``"org/name"`` or pinned ``"org/name@sha"``), or a loaded model (then
-    pass ``tokenizer`` too). With no model, the task's default Hub model is used and named once in the log.
+    pass ``tokenizer`` too). With no model, the task's default model is used and named once in the log: from the
+    cache when it holds the pinned commit, else from the task's embedded copy when installed (no request either
+    way), else from the Hub.
     Hub options (``revision``, ``token``, ``cache_dir``, ``local_files_only``) go to the hub client; other keyword
     arguments become the task's default call options (``top_k=3``, ``aggregation_strategy="simple"``, ...).
     """
-    from zoo.errors import HubUnavailableError, OfflineModeError, PipelineError
+    from zoo.errors import PipelineError
     from zoo.registry import get_registry
 
     spec = get_registry().task(task)
@@ -46,19 +87,7 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
     if model is None:
         if spec.default_model is None:
             raise PipelineError(f"task '{spec.name}' has no default model; pass model= (a folder or Hub repo id)")
-        model = spec.default_model
-        if spec.name not in _announced:
-            logger.warning("No model was given for task '%s'; using its default %s", spec.name, model)
-            _announced.add(spec.name)
-        repo, revision = split_pinned(model)
-        hub_kwargs.setdefault("revision", revision)
-        try:
-            model, loaded_tokenizer = cls.load_parts(repo, **hub_kwargs)
-        except (OfflineModeError, HubUnavailableError) as exc:
-            why = "offline mode is on" if isinstance(exc, OfflineModeError) else "the Hub cannot be reached"
-            raise type(exc)(f"the default model of task '{spec.name}' is {model}, which is not in the cache and "
-                            f"cannot be fetched now ({why}); fetch it with `zoo download {repo} --revision "
-                            f"{hub_kwargs['revision']}` on a machine with network, or pass model=") from None
+        model, loaded_tokenizer = _load_default(spec, cls, hub_kwargs)
         tokenizer = tokenizer or loaded_tokenizer
     elif isinstance(model, (str, os.PathLike)):
         repo, revision = split_pinned(os.fspath(model))

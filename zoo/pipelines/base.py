@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import itertools
 import logging
+import numbers
+import operator
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from zoo.errors import PipelineError
+from zoo.errors import PipelineError, PluginError
 
 logger = logging.getLogger(__name__)
 
@@ -28,6 +31,9 @@ SORT_WINDOW_BATCHES = 16
 #: What one more forward pass costs on the CPU, in padded tokens (Python and dispatch overhead), when batches are
 #: planned; small, so batches are cut wherever a length drop would otherwise mean much padding.
 CPU_BATCH_OVERHEAD_TOKENS = 64
+#: A stream (a generator, ``zoo run`` over a file or stdin) shows its bar only once it has run this long, so short
+#: runs stay silent and long ones do not look hung.
+STREAM_PROGRESS_DELAY_S = 3.0
 
 
 @dataclass
@@ -70,6 +76,31 @@ def resolve_device(device: Any = None) -> Any:
     return resolved
 
 
+def _check_batch_size(batch_size: Any, default: int) -> int:
+    """``batch_size`` as a positive int (None: ``default``); 0 or a negative is an error, not the default."""
+    if batch_size is None:
+        return int(default)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise PipelineError(f"batch_size must be at least 1 (an int), got {batch_size!r}")
+    return int(batch_size)
+
+
+def stream_progress(progress: bool | None, stream: Any = None) -> tuple[bool, float]:
+    """Whether a stream of inputs shows a progress bar, and after how many seconds: (show, delay).
+
+    ``False`` never, ``True`` at once; ``None`` (the default) when ``stream`` (stderr) is a terminal, once the run
+    has taken :data:`STREAM_PROGRESS_DELAY_S`, so piped or logged stderr never gets bar noise.
+    """
+    if progress is not None:
+        return bool(progress), 0.0
+    stream = sys.stderr if stream is None else stream
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed file
+        tty = False
+    return tty, STREAM_PROGRESS_DELAY_S
+
+
 class Pipeline(ABC):
     """Base of every task. Subclasses set ``task``/``model_task`` and implement preprocess/forward/postprocess."""
 
@@ -80,6 +111,15 @@ class Pipeline(ABC):
     default_batch_size: ClassVar[int] = 8
     #: Whether the task reads text (False for image tasks, which use an image processor instead).
     needs_tokenizer: ClassVar[bool] = True
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Pipeline:
+        # Neither preprocess hook is abstract (a task implements one or the other), so ABC cannot catch a class that
+        # has neither; without this check it would recurse between the two defaults on its first input.
+        if cls.preprocess is Pipeline.preprocess and cls.preprocess_batch is Pipeline.preprocess_batch:
+            raise PluginError(f"pipeline class {cls.__module__}.{cls.__qualname__} (task {cls.task!r}) implements "
+                              f"neither preprocess(item, options) nor preprocess_batch(items, options); define one "
+                              f"of them (see docs/pipelines.md, 'Adding a task')")
+        return super().__new__(cls)
 
     def __init__(self, model: Any, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
                  batch_size: int | None = None, progress: bool | None = None, **defaults: Any) -> None:
@@ -96,9 +136,7 @@ class Pipeline(ABC):
             model = model.to(dtype=resolved)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
-        self.batch_size = int(batch_size or self.default_batch_size)
-        if self.batch_size < 1:
-            raise PipelineError(f"batch_size must be at least 1, got {batch_size}")
+        self.batch_size = _check_batch_size(batch_size, self.default_batch_size)
         self.progress = progress
         self.defaults = self.check_options(defaults)
         self._torch = torch
@@ -124,9 +162,12 @@ class Pipeline(ABC):
             raise PipelineError(f"{self.task} got unknown options {sorted(options)}")
         return {}
 
-    @abstractmethod
     def preprocess(self, item: Any, options: dict[str, Any]) -> list[Feature]:
-        """The model features of one input (several for inputs split into windows)."""
+        """The model features of one input (several for inputs split into windows).
+
+        A task implements this or :meth:`preprocess_batch` (or both); each default calls the other.
+        """
+        return self.preprocess_batch([item], options)[0]
 
     def preprocess_batch(self, items: list[Any], options: dict[str, Any]) -> list[list[Feature]]:
         """The features of many inputs at once; tasks override it to tokenise a whole chunk in one Rust call."""
@@ -197,7 +238,7 @@ class Pipeline(ABC):
 
     def __call__(self, inputs: Any, *, batch_size: int | None = None, progress: bool | None = None, **options: Any) -> Any:
         opts = {**self.defaults, **self.check_options(options)}
-        size = int(batch_size or self.batch_size)
+        size = _check_batch_size(batch_size, self.batch_size)
         if self.is_single(inputs):
             return self._run([inputs], opts, size, progress=False)[0]
         if inputs is None:
@@ -211,9 +252,20 @@ class Pipeline(ABC):
                             f"pass one input, a list, a dataset or a generator")
 
     def _stream(self, inputs: Iterator[Any], opts: dict[str, Any], size: int, progress: bool | None) -> Iterator[Any]:
+        """Results of a stream, read a window ahead; one bar over the whole stream (see :func:`stream_progress`)."""
+        from tqdm.auto import tqdm
+
         window = size * SORT_WINDOW_BATCHES
-        while chunk := list(itertools.islice(inputs, window)):
-            yield from self._run(chunk, opts, size, progress=False)
+        show, delay = stream_progress(progress if progress is not None else self.progress)
+        # length_hint: an iterator that knows how many inputs it holds (zoo run counts the lines of --file) gets a
+        # bar with a total and an ETA; any other stream gets the count and the rate.
+        total = operator.length_hint(inputs, 0) or None
+        with tqdm(total=total, desc=self.task, unit="input", disable=not show, delay=delay, leave=False,
+                  file=sys.stderr) as bar:
+            while chunk := list(itertools.islice(inputs, window)):
+                for result in self._run(chunk, opts, size, progress=False):
+                    yield result
+                    bar.update(1)
 
     def _run(self, items: list[Any], opts: dict[str, Any], size: int, progress: bool | None) -> list[Any]:
         features: list[Feature] = []

