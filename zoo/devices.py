@@ -48,6 +48,10 @@ def resolve_device(device: Any = None) -> Any:
         return torch.device("cpu")
     if isinstance(device, bool) or not isinstance(device, (str, int, torch.device)):
         raise DeviceError(f"device={device!r} is not a device: {_EXAMPLES}")
+    if isinstance(device, int):
+        if device < 0:
+            raise DeviceError(f"device={device} is not a device: a CUDA index is 0 or more; {_EXAMPLES}")
+        device = f"cuda:{device}"  # torch.device(int) means the current accelerator, which may be none at all
     try:
         resolved = torch.device(device)
     except (RuntimeError, ValueError, TypeError):

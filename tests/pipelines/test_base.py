@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import zoo
-from zoo.errors import OfflineModeError, PipelineError
+from zoo.errors import DeviceError, OfflineModeError, PipelineError
 from zoo.pipelines import resolve_device
 from tests.pipelines.conftest import assert_records_equal, labels_config, make_checkpoint
 
@@ -118,11 +118,11 @@ def test_progress_bar_on_long_inputs_and_off_on_request(clf, capsys):
 def test_devices():
     assert resolve_device(None) == resolve_device("cpu") == resolve_device(-1) == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda", "mps")
-    with pytest.raises(PipelineError, match="not understood"):
+    with pytest.raises(DeviceError, match="'tpu' is not a device name torch understands"):
         resolve_device("tpu")
     if not torch.cuda.is_available():
         for name in ("cuda", "cuda:1", 0):
-            with pytest.raises(PipelineError, match="CUDA is not available"):
+            with pytest.raises(DeviceError, match="CUDA is not available on this machine \\(available here: cpu"):
                 resolve_device(name)
 
 

@@ -11,7 +11,7 @@ import torch
 
 import zoo
 from tests.image_checkpoints import make_resnet, noise_image, smooth_image
-from zoo.errors import PipelineError
+from zoo.errors import DeviceError, PipelineError
 from zoo.pipelines.image_classification import ImageClassificationPipeline
 from zoo.plugins.cnn.config import SimpleCNNConfig
 from zoo.plugins.cnn.simple_cnn import SimpleCNNForImageClassification
@@ -155,7 +155,7 @@ def test_device_and_dtype_options(resnet_dir, test_images):
     assert_same_results(pipe(image), reference)
     assert zoo.pipeline("image-classification", model=resnet_dir, device=-1).device.type == "cpu"
     if not torch.cuda.is_available():
-        with pytest.raises(PipelineError, match="CUDA is not available"):
+        with pytest.raises(DeviceError, match="CUDA is not available"):
             zoo.pipeline("image-classification", model=resnet_dir, device="cuda")
 
 

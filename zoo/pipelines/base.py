@@ -50,30 +50,13 @@ class Feature:
 
 
 def resolve_device(device: Any = None) -> Any:
-    """``None``/"cpu", "cuda", "cuda:1", "mps", an int (CUDA index, -1 for CPU), or "auto" -> torch.device."""
-    import torch
+    """``zoo.devices.resolve_device`` with transformers' pipeline convention on top: ``-1`` is the CPU and any other
+    int a CUDA index. A device this machine lacks is a DeviceError naming the devices it has."""
+    from zoo.devices import resolve_device as resolve
 
-    if isinstance(device, torch.device):
-        return device
-    if device is None or device == -1:
-        return torch.device("cpu")
-    if isinstance(device, int):
-        device = f"cuda:{device}"
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise PipelineError(f"device {device!r} is not understood; use 'cpu', 'cuda', 'cuda:1', 'mps' or 'auto'") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise PipelineError(f"device {device!r} was asked for but CUDA is not available here; use device='cpu' or 'auto'")
-    if resolved.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise PipelineError(f"device {device!r} was asked for but MPS is not available here; use device='cpu' or 'auto'")
-    return resolved
+    if isinstance(device, int) and not isinstance(device, bool) and device == -1:
+        device = "cpu"
+    return resolve(device)
 
 
 def _check_batch_size(batch_size: Any, default: int) -> int:
