@@ -17,9 +17,6 @@ __all__ = ["Feature", "Pipeline", "pipeline", "resolve_device"]
 logger = logging.getLogger(__name__)
 _announced: set[str] = set()
 
-_HUB_OPTIONS = ("revision", "token", "cache_dir", "local_files_only", "force_download")
-
-
 def split_pinned(model: str) -> tuple[str, str | None]:
     """``"org/name@sha"`` -> ("org/name", "sha"); a path or plain repo id has no revision."""
     if "@" in model and not os.path.exists(model):
@@ -78,12 +75,13 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
     Hub options (``revision``, ``token``, ``cache_dir``, ``local_files_only``) go to the hub client; other keyword
     arguments become the task's default call options (``top_k=3``, ``aggregation_strategy="simple"``, ...).
     """
+    from zoo.configuration import split_hub_kwargs
     from zoo.errors import PipelineError
     from zoo.registry import get_registry
 
     spec = get_registry().task(task)
     cls = spec.pipeline_class()
-    hub_kwargs = {k: kwargs.pop(k) for k in _HUB_OPTIONS if k in kwargs}
+    hub_kwargs = split_hub_kwargs(kwargs)
     if model is None:
         if spec.default_model is None:
             raise PipelineError(f"task '{spec.name}' has no default model; pass model= (a folder or Hub repo id)")
