@@ -333,3 +333,15 @@ def test_zoo_run_shows_no_bar_when_stderr_is_not_a_terminal(minilm, tmp_path):
 def test_similarity_batch_size_zero_is_a_zoo_error(minilm, capsys):
     assert main(["similarity", "--model", str(minilm), "--batch-size", "0", "a", "b"]) == 1
     assert capsys.readouterr().err == "zoo: error: --batch-size must be at least 1 (an int), got 0\n"
+
+
+def test_results_are_strict_json_even_with_nan_scores():
+    import numpy as np
+    import torch
+
+    from zoo.cli import _jsonable
+
+    row = {"score": float("nan"), "vector": torch.tensor([1.0, float("inf"), -2.0]), "n": np.float32("-inf"),
+           "label": "x"}
+    line = json.dumps(_jsonable(row), allow_nan=False)  # allow_nan=False raises on a bare NaN / Infinity
+    assert json.loads(line) == {"score": None, "vector": [1.0, None, -2.0], "n": None, "label": "x"}

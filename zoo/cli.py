@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import re
 import sys
@@ -121,13 +122,16 @@ def _plugins(args: argparse.Namespace) -> int:
 
 
 def _jsonable(value: Any) -> Any:
-    """Pipeline results as JSON: tensors and arrays become (nested) lists, numpy scalars plain numbers."""
+    """Pipeline results as JSON: tensors and arrays become (nested) lists, numpy scalars plain numbers, and a NaN or
+    infinity ``null`` (JSON has no such numbers; json.dumps would write a bare NaN that jq and most parsers refuse)."""
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [_jsonable(v) for v in value]
     if hasattr(value, "tolist"):  # torch.Tensor, numpy arrays and numpy scalars
-        return value.tolist()
+        return _jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
     return value
 
 
