@@ -12,7 +12,9 @@ Two ``ThreadingHTTPServer`` s: the Hub (``http://127.0.0.1:<port>``: API and ``r
   RevisionNotFound, EntryNotFound (404); a token that no repo knows: 401 "Invalid credentials in Authorization header";
 - ``Range: bytes=N-`` (206) on both hosts; renamed repos (307 to the new name on the same host);
 - a log of every request (host, method, path, headers) and fault injection: error statuses, connections cut
-  mid-body, resets, delays, corrupt bodies, ignored Range headers.
+  mid-body, resets, delays, stalls mid-body, corrupt bodies, wrong Content-Length, ignored Range headers, and
+  revision listings rewritten (``listing``) or without hashes (``FakeHub.listing_hashes = False``, as a server
+  whose listing has no blob ids, which makes clients ask with a HEAD per file).
 
 Use it from any test::
 
@@ -121,7 +123,7 @@ class LoggedRequest:
 
 @dataclass
 class Fault:
-    kind: str  # status | cut | reset | delay | corrupt | ignore_range
+    kind: str  # status | cut | reset | delay | stall | corrupt | length | ignore_range | listing
     host: str | None
     method: str | None
     path: str | None  # substring of the request path
@@ -147,6 +149,7 @@ class FakeHub:
         self._counter = 0
         self._servers: list[ThreadingHTTPServer] = []
         self._connections: set[socket.socket] = set()
+        self.listing_hashes = True  # False: revision listings carry no size/blobId/lfs even when asked (?blobs=true)
         self.endpoint = ""
         self.cdn_url = ""
 
@@ -198,8 +201,12 @@ class FakeHub:
 
         ``status`` (``code``, ``headers``): answer with that status; ``cut`` (``after`` bytes): send the headers and
         that much body, then drop the connection; ``reset``: drop the connection before answering; ``delay``
-        (``seconds``): wait, then answer normally; ``corrupt``: flip one byte of the body; ``ignore_range``:
-        answer 200 with the whole file even when a Range was asked.
+        (``seconds``): wait, then answer normally; ``stall`` (``after`` bytes, ``seconds``): send that much body,
+        go silent for ``seconds``, then drop the connection; ``corrupt``: flip one byte of the body (of a
+        revision listing too: it is then not JSON); ``length`` (``delta``): announce a Content-Length ``delta``
+        bytes off, send the real body, then drop the connection; ``ignore_range``: answer 200 with the whole file
+        even when a Range was asked; ``listing`` (``edit``: a function of the revision JSON returning the JSON to
+        send): rewrite a revision listing.
         """
         fault = Fault(kind, host, method, path, times, params)
         with self._lock:
@@ -353,7 +360,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(status)
         headers = {"Content-Length": str(len(body)), **headers}
         for k, v in headers.items():
-            self.send_header(k, v)
+            self.send_header(k, v.encode("latin-1", "backslashreplace").decode("latin-1"))  # as HTTP allows
         self.end_headers()
         if method != "HEAD" and body:
             self.wfile.write(body)
@@ -386,7 +393,9 @@ class _Handler(BaseHTTPRequestHandler):
             end = min(f.size, int(rng.split("-")[1]) + 1)
         self._entry.status = status
         self.send_response(status)
-        self.send_header("Content-Length", str(end - start))
+        wrong_length = hub._take_fault(self.role, method, path, ("length",)) if method != "HEAD" else None
+        length = end - start + (int(wrong_length.params.get("delta", 1)) if wrong_length is not None else 0)
+        self.send_header("Content-Length", str(max(0, length)))
         self.send_header("Accept-Ranges", "bytes")
         if status == 206:
             self.send_header("Content-Range", f"bytes {start}-{end - 1}/{f.size}")
@@ -395,7 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if method == "HEAD":
             return
-        cut = hub._take_fault(self.role, method, path, ("cut",))
+        cut = hub._take_fault(self.role, method, path, ("cut", "stall"))
         corrupt = hub._take_fault(self.role, method, path, ("corrupt",))
         stop = end if cut is None else min(end, start + int(cut.params.get("after", 0)))
         if corrupt is not None or cut is not None or isinstance(f.source, bytes):
@@ -406,10 +415,15 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             with open(f.source, "rb") as fh:
                 self.connection.sendfile(fh, offset=start, count=stop - start)
-        if cut is not None:
+        if cut is not None or wrong_length is not None:
             self.wfile.flush()
+            if cut is not None and cut.kind == "stall":
+                time.sleep(float(cut.params.get("seconds", 1.0)))
             self.close_connection = True
-            self.connection.shutdown(socket.SHUT_RDWR)
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
     # --- the CDN ----------------------------------------------------------------------------------------------------
 
@@ -484,7 +498,7 @@ class _Handler(BaseHTTPRequestHandler):
             recursive = query.get("recursive", ["false"])[0].lower() == "true"
             self._json(200, _tree_entries(tree, prefix, recursive), method=method)
             return
-        blobs = query.get("blobs", ["false"])[0].lower() == "true"
+        blobs = query.get("blobs", ["false"])[0].lower() == "true" and self.hub.listing_hashes
         siblings = []
         for name in sorted(tree):
             f = tree[name]
@@ -494,9 +508,19 @@ class _Handler(BaseHTTPRequestHandler):
                 if f.lfs:
                     sib["lfs"] = {"sha256": f.sha256, "size": f.size, "pointerSize": f.pointer_size}
             siblings.append(sib)
-        self._json(200, {"_id": repo_id, "id": repo_id, "modelId": repo_id, "sha": commit, "private": repo.private,
-                         "gated": "auto" if repo.gated else False, "disabled": False, "tags": [],
-                         "lastModified": "2024-01-01T00:00:00.000Z", "siblings": siblings}, method=method)
+        data: Any = {"_id": repo_id, "id": repo_id, "modelId": repo_id, "sha": commit, "private": repo.private,
+                     "gated": "auto" if repo.gated else False, "disabled": False, "tags": [],
+                     "lastModified": "2024-01-01T00:00:00.000Z", "siblings": siblings}
+        path = self._entry.path
+        listing = self.hub._take_fault(self.role, method, path, ("listing",))
+        if listing is not None:
+            data = listing.params["edit"](data)
+        if self.hub._take_fault(self.role, method, path, ("corrupt",)):
+            body = bytearray(json.dumps(data).encode())
+            body[len(body) // 2] ^= 0xFF
+            self._reply(200, {"Content-Type": "application/json"}, bytes(body), method)
+            return
+        self._json(200, data, method=method)
 
     def _resolve(self, method: str, repo_id: str, revision: str, filename: str, path: str) -> None:
         repo = self._find(repo_id, method)

@@ -103,3 +103,25 @@ def test_zoo_and_huggingface_hub_lock_the_same_file(hub_env):
     etag = "0" * 64
     ours = RepoCache(hub_env.cache, "org/name").lock_path(etag)
     assert ours == hub_env.cache / ".locks" / "models--org--name" / f"{etag}.lock"  # huggingface_hub's lock path
+
+
+def test_huggingface_hub_offline_reads_a_snapshot_zoo_filled_partially(hub_env):
+    sha = hub_env.hub.add_repo("org/name", FILES)
+    config = hub.download("org/name", "config.json")
+    # a cached file list would tell huggingface_hub the snapshot is complete: zoo writes none for a partial one
+    assert not (hub_env.cache / "models--org--name" / "trees").exists()
+    out = run_huggingface_hub(hub_env, """
+        print(json.dumps({"snapshot": h.snapshot_download("org/name"),
+                          "config": h.hf_hub_download("org/name", "config.json")}))
+    """, offline=True)
+    assert out == {"snapshot": str(config.parent), "config": str(config)}
+    # once zoo has the whole snapshot it writes the list, and huggingface_hub reads it as its own
+    folder = hub.snapshot("org/name")
+    from huggingface_hub._tree_cache import read_tree_cache
+
+    tree = read_tree_cache(str(hub_env.cache / "models--org--name"), sha)
+    assert sorted(tree) == sorted(FILES) and tree["model.safetensors"].lfs_sha256 is not None
+    out = run_huggingface_hub(hub_env, """
+        print(json.dumps({"snapshot": h.snapshot_download("org/name"), "tree": len(h.get_cached_repo_tree("org/name"))}))
+    """, offline=True)
+    assert out == {"snapshot": str(folder), "tree": len(FILES)}

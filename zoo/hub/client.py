@@ -11,8 +11,11 @@ The protocol is the Hugging Face Hub's, as huggingface_hub uses it (``file_downl
   ``X-Error-Message``.
 
 Redirects are followed here rather than by requests so the token goes only to the endpoint's own origin, never to a
-CDN. 429, 5xx and dropped connections are retried with exponential backoff (honouring ``Retry-After``). Tests swap the
-session with :func:`set_session`; the token is never logged.
+CDN. 429, 5xx and dropped connections are retried with exponential backoff (honouring ``Retry-After``), under one
+:class:`RetryBudget` per piece of work: a request, or a whole blob download across all its requests. What cannot
+succeed by waiting is not retried: a host name that does not resolve, and a refused connection after one retry.
+Tests swap the session with :func:`set_session`; tokens and signed query strings never reach a log line
+(zoo.hub.redact).
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ from __future__ import annotations
 import http.client
 import logging
 import os
-import re
+import socket
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -38,9 +42,11 @@ from zoo.errors import (
     RepoNotFoundError,
     RevisionNotFoundError,
 )
+from zoo.hub import redact, settings
 from zoo.hub.cache import COMMIT_RE, RemoteFile, RevisionInfo
 
 logger = logging.getLogger(__name__)
+redact.install()  # urllib3 logs request lines with their query at DEBUG: signed CDN URLs must not reach a handler
 
 MAX_RETRIES = 5
 BACKOFF_BASE_S = 0.5
@@ -136,6 +142,12 @@ def _safe_url(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}"
 
 
+def host_of(url: str) -> str:
+    """``scheme://host:port`` of a URL: the server a message blames."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme else parts.netloc or url
+
+
 def _backoff(attempt: int, response: requests.Response | None) -> float:
     delay = min(BACKOFF_MAX_S, BACKOFF_BASE_S * (2 ** attempt))
     if response is not None:
@@ -146,22 +158,118 @@ def _backoff(attempt: int, response: requests.Response | None) -> float:
     return delay
 
 
+# --- the one bound on retries ---------------------------------------------------------------------------------------
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it wraps: requests and urllib3 nest the socket error in ``__cause__``, ``reason``, ``args``."""
+    seen: list[BaseException] = []
+    todo = [exc]
+    while todo and len(seen) < 20:
+        e = todo.pop()
+        if any(e is s for s in seen):
+            continue
+        seen.append(e)
+        todo.extend(x for x in (e.__cause__, e.__context__, getattr(e, "reason", None), *e.args)
+                    if isinstance(x, BaseException))
+    return seen
+
+
+def failure_kind(exc: BaseException | None = None, response: requests.Response | None = None) -> str:
+    """A short name for what went wrong, for retry decisions and for the message that reports them."""
+    if response is not None:
+        return f"HTTP {response.status_code}"
+    assert exc is not None
+    causes = _causes(exc)
+    if any(isinstance(e, (socket.gaierror, urllib3.exceptions.NameResolutionError)) for e in causes):
+        return "host name not resolved"
+    if any(isinstance(e, ConnectionRefusedError) for e in causes):
+        return "connection refused"
+    if any(isinstance(e, (requests.Timeout, TimeoutError, socket.timeout, urllib3.exceptions.TimeoutError))
+           for e in causes):
+        return "timed out"
+    return f"connection dropped ({type(exc).__name__})"
+
+
+class RetryBudget:
+    """How many more times one piece of work may be tried, and why the last tries failed.
+
+    One budget covers every request of a piece of work: a metadata request, or a whole blob download with its
+    resumes. It allows ``retries`` failures in a row *without progress*, and gives up once ``stall_s`` seconds have
+    passed since the last progress, whatever the failures were (5xx, 429, cuts, timeouts, a server that ignores
+    Range and restarts the body). Only the downloader knows what progress is (bytes past the furthest point reached),
+    and says so with :meth:`progress`. Failures that waiting cannot fix end the work sooner: a host name that does not
+    resolve is never retried, and a refused connection is retried once (a server restarting), not more.
+    """
+
+    REFUSED_RETRIES = 1
+
+    def __init__(self, retries: int = MAX_RETRIES, stall_s: float | None = None) -> None:
+        self.retries = retries
+        self.stall_s = settings.stall_timeout() if stall_s is None else stall_s
+        self.failures = 0  # in a row, since the last progress
+        self.attempts = 0  # requests sent, in all
+        self.kinds: Counter[str] = Counter()
+        self.failed_url: str | None = None
+        self.last_progress = time.monotonic()
+        self.reason = ""  # why the budget ran out
+
+    def progress(self) -> None:
+        self.failures = 0
+        self.last_progress = time.monotonic()
+
+    def stalled(self) -> bool:
+        return time.monotonic() - self.last_progress > self.stall_s
+
+    def retry_delay(self, url: str, exc: BaseException | None = None,
+                    response: requests.Response | None = None) -> float | None:
+        """Record a failed try of ``url``; the seconds to wait before the next one, or None to give up."""
+        kind = failure_kind(exc, response)
+        self.failures += 1
+        self.kinds[kind] += 1
+        self.failed_url = url
+        if kind == "host name not resolved":
+            self.reason = "a host name that does not resolve is not retried"
+        elif kind == "connection refused" and self.kinds[kind] > self.REFUSED_RETRIES:
+            self.reason = f"a refused connection is retried {self.REFUSED_RETRIES} time(s), not more"
+        elif self.failures > self.retries:
+            self.reason = f"{self.failures} failures in a row without progress"
+        elif self.stalled():
+            self.reason = f"no progress for more than {self.stall_s:g}s (ZOO_STALL_TIMEOUT)"
+        else:
+            delay = _backoff(self.failures - 1, response)
+            return max(0.0, min(delay, self.stall_s - (time.monotonic() - self.last_progress)))
+        return None
+
+    def summary(self) -> str:
+        """``6 attempts (4 x connection dropped (...), 2 x HTTP 503); gave up: ...``"""
+        what = ", ".join(f"{n} x {kind}" for kind, n in self.kinds.most_common())
+        text = f"{self.attempts} attempt(s)" + (f" ({what})" if what else "")
+        return text + (f"; gave up: {self.reason}" if self.reason else "")
+
+
 # --- the one translation from HTTP failure to zoo error -------------------------------------------------------------
 
 
 def hub_error(subject: Subject, response: requests.Response | None = None, exc: BaseException | None = None,
-              attempts: int = 1) -> HubError:
+              attempts: int = 1, url: str | None = None, budget: RetryBudget | None = None) -> HubError:
     """The zoo error for a failed request: an HTTP error response, or a network exception.
 
-    Every error names the repo, the revision and (where there is one) the file, and says what to do.
+    Every error names the repo, the revision and (where there is one) the file, the host that failed (the one of
+    ``url``, or of the response: a CDN is not the Hub) and what was tried; and says what to do.
     """
     what = subject.describe()
+    tried = budget.summary() if budget is not None else f"{attempts} attempt(s)"
+    failed = url or (response.url if response is not None and response.url else None) or subject.endpoint
+    host = host_of(failed)
     if response is None:
-        host = urlsplit(subject.endpoint).netloc
-        reason = re.sub(r"\?[^\s'\")]*", "?...", str(exc))  # signed CDN URLs stay out of messages
+        reason = redact.redact(str(exc))  # signed CDN URLs stay out of messages
+        kind = failure_kind(exc)
+        server = "the Hub" if _origin(failed) == _origin(subject.endpoint) else "the server"
         error: HubError = HubUnavailableError(
-            f"Could not reach the Hub at {host} for {what} ({type(exc).__name__}: {reason}) after {attempts} "
-            f"attempt(s); check the network, or set HF_HUB_OFFLINE=1 to use only files already in the cache"
+            f"Could not reach {server} at {host} for {what}: {kind} ({type(exc).__name__}: {reason}); {tried}; "
+            f"check the network and the endpoint (ZOO_ENDPOINT / HF_ENDPOINT), or set HF_HUB_OFFLINE=1 to use only "
+            f"files already in the cache"
         )
     else:
         status = response.status_code
@@ -193,16 +301,16 @@ def hub_error(subject: Subject, response: requests.Response | None = None, exc: 
             )
         elif status in (401, 403):
             error = AuthenticationError(
-                f"{subject.endpoint} refused access to {what} ({detail}); {token_hint}, or check that the token "
+                f"{host} refused access to {what} ({detail}); {token_hint}, or check that the token "
                 f"(token=, HF_TOKEN or `hf auth login`) has read access"
             )
         elif status in RETRY_STATUS:
             error = HubUnavailableError(
-                f"{subject.endpoint} answered {detail} for {what} after {attempts} attempt(s); try again later, or "
-                f"set HF_HUB_OFFLINE=1 to use only files already in the cache"
+                f"{host} answered {detail} for {what}; {tried}; try again later, or set HF_HUB_OFFLINE=1 to use only "
+                f"files already in the cache"
             )
         else:
-            error = HubError(f"{subject.endpoint} answered {detail} for {what} ({_safe_url(response.url or '')})")
+            error = HubError(f"{host} answered {detail} for {what} ({_safe_url(failed)})")
         error.status_code = status  # type: ignore[attr-defined]
         error.commit = response.headers.get("X-Repo-Commit")  # type: ignore[attr-defined]
     error.repo_id, error.revision, error.filename = subject.repo_id, subject.revision, subject.filename  # type: ignore[attr-defined]
@@ -214,18 +322,20 @@ def hub_error(subject: Subject, response: requests.Response | None = None, exc: 
 
 def request(method: str, url: str, subject: Subject, *, token: str | None, timeout: float,
             headers: dict[str, str] | None = None, params: dict[str, str] | None = None, stream: bool = False,
-            retries: int = MAX_RETRIES, follow_offsite: bool = True) -> Reply:
+            retries: int = MAX_RETRIES, follow_offsite: bool = True, budget: RetryBudget | None = None) -> Reply:
     """Send a request with retries; follow redirects, sending the token only to the endpoint's origin.
 
     Raises the zoo error for any final status >= 400. With ``follow_offsite=False`` a redirect to another host is
-    returned as is (its headers are the file's metadata), which is what a HEAD for metadata wants.
+    returned as is (its headers are the file's metadata), which is what a HEAD for metadata wants. ``budget``: the
+    retry budget of a larger piece of work this request is part of (default: a fresh one of ``retries``).
     """
     session = get_session()
     endpoint_origin = _origin(subject.endpoint)
-    attempt = 0
+    budget = budget if budget is not None else RetryBudget(retries)
     while True:
         hub_headers: dict[str, str] = {}
         current, current_params = url, params
+        budget.attempts += 1  # one try, redirects included
         try:
             for _ in range(MAX_REDIRECTS + 1):
                 send_headers = dict(headers or {})
@@ -252,21 +362,22 @@ def request(method: str, url: str, subject: Subject, *, token: str | None, timeo
             else:
                 raise HubError(f"More than {MAX_REDIRECTS} redirects for {subject.describe()} ({_safe_url(url)})")
         except _CONNECT_ERRORS as exc:
-            if attempt >= retries:
-                raise hub_error(subject, exc=exc, attempts=attempt + 1) from None
-            delay = _backoff(attempt, None)
-            logger.info("%s for %s; retrying in %.1fs", type(exc).__name__, subject.describe(), delay)
+            delay = budget.retry_delay(current, exc=exc)
+            if delay is None:
+                raise hub_error(subject, exc=exc, url=current, budget=budget) from None
+            logger.info("%s from %s for %s; retrying in %.1fs", failure_kind(exc), host_of(current),
+                        subject.describe(), delay)
         else:
             if response.status_code < 400:
                 return Reply(response, current, hub_headers)
-            if response.status_code not in RETRY_STATUS or attempt >= retries:
-                error = hub_error(subject, response=response, attempts=attempt + 1)
+            delay = budget.retry_delay(current, response=response) if response.status_code in RETRY_STATUS else None
+            if delay is None:
+                error = hub_error(subject, response=response, url=current, budget=budget)
                 response.close()
                 raise error
-            delay = _backoff(attempt, response)
-            logger.info("HTTP %d for %s; retrying in %.1fs", response.status_code, subject.describe(), delay)
+            logger.info("HTTP %d from %s for %s; retrying in %.1fs", response.status_code, host_of(current),
+                        subject.describe(), delay)
             response.close()
-        attempt += 1
         time.sleep(delay)
 
 
@@ -347,13 +458,15 @@ def fetch_file_metadata(subject: Subject, *, token: str | None, timeout: float) 
     )
 
 
-def open_download(url: str, subject: Subject, *, token: str | None, timeout: float, start: int = 0) -> Reply:
+def open_download(url: str, subject: Subject, *, token: str | None, timeout: float, start: int = 0,
+                  budget: RetryBudget | None = None) -> Reply:
     """Start streaming a file (from byte ``start`` with a Range request); the caller reads ``reply.response.raw``."""
     headers = {"Accept-Encoding": "identity"}
     if start:
         headers["Range"] = f"bytes={start}-"
     try:
-        return request("GET", url, subject, token=token, timeout=timeout, headers=headers, stream=True)
+        return request("GET", url, subject, token=token, timeout=timeout, headers=headers, stream=True,
+                       budget=budget)
     except HubError as exc:
         if getattr(exc, "status_code", None) == 416:
             raise RangeNotSatisfiable() from None

@@ -1,5 +1,10 @@
 """One view of "the files of a model", whether they lie in a local folder or in a Hub repo.
 
+An identifier is a local folder if one exists by that name; one that can only be a path (absolute, ``./``,
+``../``, ``~``, more than one ``/``) and does not exist is refused at once, without asking the Hub; anything else
+is a Hub repo id, whose errors (unknown repo, Hub unreachable, not cached offline) also say that no local folder of
+that name exists.
+
 The Auto layer, configs, models and tokenizers ask a :class:`RepoFiles` for files by name and never care where
 they come from. A local folder answers from disk; a Hub repo (zoo.hub.repo) answers from the cache and downloads
 what is missing, after one revision lookup for the whole repo.
@@ -87,10 +92,16 @@ def repo_files(identifier: str | os.PathLike[str] | RepoFiles, **hub_kwargs: Any
     if isinstance(identifier, os.PathLike) or _looks_local(text):
         if os.path.exists(text):
             raise ModelFileNotFoundError(f"{text} is a file; from_pretrained expects the folder that holds config.json")
-        raise ModelFileNotFoundError(f"{text} does not exist; pass a model folder or a Hub repo id like 'org/name'")
+        # A path, not a repo id: asking the Hub could only fail, slowly when it is unreachable.
+        raise ModelFileNotFoundError(f"{text} does not exist (no local folder at "
+                                     f"{os.path.abspath(os.path.expanduser(text))}, and a path is not a Hub repo id); "
+                                     f"pass an existing model folder, or a Hub repo id like 'org/name'")
     from zoo.hub.repo import HubRepo
 
-    return HubRepo(text, **hub_kwargs)
+    repo = HubRepo(text, **hub_kwargs)
+    # 'bert-tiny' or 'models/bert' could be a mistyped folder as well as a repo id: the Hub's errors say both.
+    repo.no_local_folder = f"looked in {os.getcwd()}"
+    return repo
 
 
 def locate(identifier: str | os.PathLike[str] | RepoFiles, filename: str, **hub_kwargs: Any) -> Path:

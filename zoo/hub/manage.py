@@ -1,7 +1,9 @@
-"""Looking after the cache: list what is there, remove a repo or one revision, re-hash blobs to find corrupt ones.
+"""Looking after the cache: list what is there, remove a repo or one revision, re-hash blobs to find corrupt ones,
+and repair what verification found.
 
 Works on any cache in huggingface_hub's layout (zoo.hub.cache), whichever library wrote it; the counterpart of
-huggingface_hub's ``scan_cache_dir`` and ``hf cache`` commands. No network.
+huggingface_hub's ``scan_cache_dir`` and ``hf cache`` commands (a cache folder that does not exist is an error, as
+its ``CacheNotFound`` is). Only :func:`repair_cache` uses the network: it fetches again what is corrupt or missing.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zoo.errors import RepoNotFoundError, RevisionNotFoundError
+from zoo.errors import CacheNotFoundError, RepoNotFoundError, RevisionNotFoundError, ZooError
 from zoo.hub import settings
 from zoo.hub.cache import BlobHasher, RepoCache, hash_file, repo_folder_name
 
@@ -40,10 +42,34 @@ class CachedRepo:
 @dataclass
 class BlobCheck:
     repo_id: str
-    blob: Path
-    status: str  # ok | corrupt | missing | unverifiable
+    blob: Path  # the blob; for "outside", where the snapshot entry leads
+    status: str  # ok | corrupt | missing | outside (a snapshot entry that does not lead into blobs/) | unverifiable
     detail: str = ""
     used_by: list[str] = field(default_factory=list)  # "commit[:12]/path" of the snapshot files that link to it
+    links: list[tuple[str, str]] = field(default_factory=list)  # (commit, path) of those files, for a repair
+    repo_type: str = "model"
+
+    @property
+    def bad(self) -> bool:
+        return self.status in BAD
+
+
+BAD = ("corrupt", "missing", "outside")
+
+
+def existing_cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
+    """The cache root, which must exist: a mistyped ``--cache-dir`` is not an empty cache."""
+    root = settings.cache_dir(cache_dir)
+    if not root.is_dir():
+        given = ("given as cache_dir" if cache_dir is not None
+                 else next((f"from {n}" for n in ("ZOO_CACHE", "HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE")
+                            if os.environ.get(n)), "the default: $HF_HOME/hub"))
+        what = "is not a folder" if root.exists() else "does not exist"
+        fix = (f"check the path, or leave cache_dir out to use the default cache ({settings.cache_dir()})"
+               if cache_dir is not None else "nothing was downloaded into it yet, or the setting names the wrong "
+               "folder; pass cache_dir to look elsewhere")
+        raise CacheNotFoundError(f"the cache folder {root} ({given}) {what}: {fix}")
+    return root
 
 
 def _parse_folder(name: str) -> tuple[str, str] | None:
@@ -63,10 +89,11 @@ def _snapshot_files(snapshot: Path) -> dict[str, Path]:
 
 
 def scan_cache(cache_dir: str | os.PathLike[str] | None = None) -> list[CachedRepo]:
-    """Every repo in the cache with its revisions, refs and sizes (sorted by repo id)."""
-    root = settings.cache_dir(cache_dir)
-    if not root.is_dir():
-        return []
+    """Every repo in the cache with its revisions, refs and sizes (sorted by repo id).
+
+    Raises CacheNotFoundError if the cache folder does not exist.
+    """
+    root = existing_cache_dir(cache_dir)
     repos = []
     for folder in sorted(root.iterdir()):
         parsed = _parse_folder(folder.name) if folder.is_dir() else None
@@ -97,7 +124,8 @@ def scan_cache(cache_dir: str | os.PathLike[str] | None = None) -> list[CachedRe
 def _find_repo(repo_id: str, cache_dir: str | os.PathLike[str] | None) -> RepoCache:
     cache = RepoCache(settings.cache_dir(cache_dir), repo_id)
     if not cache.folder.is_dir():
-        raise RepoNotFoundError(f"'{repo_id}' is not in the cache ({cache.root}); `zoo cache ls` lists what is")
+        where = f"{cache.root}" + ("" if cache.root.is_dir() else ", a folder that does not exist")
+        raise RepoNotFoundError(f"'{repo_id}' is not in the cache ({where}); `zoo cache ls` lists what is")
     return cache
 
 
@@ -148,23 +176,46 @@ def verify_cache(cache_dir: str | os.PathLike[str] | None = None,
                  on_check: Callable[[BlobCheck], None] | None = None) -> list[BlobCheck]:
     """Re-hash every blob against its name (sha256 for LFS blobs, git blob sha1 for the others).
 
-    Also reports snapshot links whose blob is gone. Blobs named by another kind of ETag are 'unverifiable'.
+    Also reports snapshot links whose blob is gone ('missing') and snapshot entries that lead anywhere but to a blob
+    of their repo ('outside': a link out of the cache, or to a partial download). Blobs named by another kind of
+    ETag are 'unverifiable'.
     """
     checks = []
     for repo in scan_cache(cache_dir):
-        users: dict[Path, list[str]] = {}
+        blobs_dir = Path(os.path.realpath(repo.folder / "blobs"))
+        users: dict[Path, list[tuple[str, str]]] = {}
         for rev in repo.revisions:
             for name, blob in rev.files.items():
-                users.setdefault(blob, []).append(f"{rev.commit[:12]}/{name}")
-        for blob, used_by in sorted(users.items()):
-            if not blob.exists():
-                checks.append(BlobCheck(repo.repo_id, blob, "missing", "the snapshot links to a blob that is gone",
-                                        used_by))
-                if on_check is not None:
-                    on_check(checks[-1])
+                users.setdefault(blob, []).append((rev.commit, name))
+        for blob, links in sorted(users.items()):
+            used_by = [f"{commit[:12]}/{name}" for commit, name in links]
+            entry = repo.folder / "snapshots" / links[0][0] / links[0][1]
+            if blob == Path(os.path.realpath(entry)) and not os.path.islink(entry) and entry.is_file():
+                continue  # a copy rather than a link (no symlinks on this file system): nothing to follow
+            if blob.parent != blobs_dir or blob.name.endswith((".incomplete", ".lock")):
+                check = BlobCheck(repo.repo_id, blob, "outside", f"the snapshot entry leads to {blob}, not to a blob "
+                                  f"in {blobs_dir}", used_by, links, repo.repo_type)
+            elif not blob.exists():
+                check = BlobCheck(repo.repo_id, blob, "missing", "the snapshot links to a blob that is gone", used_by,
+                                  links, repo.repo_type)
+            else:
+                continue
+            checks.append(check)
+            if on_check is not None:
+                on_check(check)
         blobs = repo.folder / "blobs"
         for blob in sorted(blobs.iterdir()) if blobs.is_dir() else []:
-            if not blob.is_file() or blob.name.endswith(".incomplete"):
+            if blob.name.endswith((".incomplete", ".lock")):
+                continue
+            if blob.is_symlink():  # a blob is a regular file; a link here may lead anywhere
+                # (the snapshot entries through it were reported above: they lead outside blobs/)
+                check = BlobCheck(repo.repo_id, blob, "outside", f"the blob is a symlink to {os.readlink(blob)!r}, "
+                                  f"not a file", repo_type=repo.repo_type)
+                checks.append(check)
+                if on_check is not None:
+                    on_check(check)
+                continue
+            if not blob.is_file():
                 continue
             size = blob.stat().st_size
             hasher = BlobHasher.for_etag(blob.name, size)
@@ -173,9 +224,65 @@ def verify_cache(cache_dir: str | os.PathLike[str] | None = None,
             else:
                 hash_file(blob, hasher)
                 ok = hasher.matches()
+                links = users.get(Path(os.path.realpath(blob)), [])
                 check = BlobCheck(repo.repo_id, blob, "ok" if ok else "corrupt",
-                                  "" if ok else f"{hasher.kind} is {hasher.hexdigest()}", users.get(Path(os.path.realpath(blob)), []))
+                                  "" if ok else f"{hasher.kind} is {hasher.hexdigest()}",
+                                  [f"{commit[:12]}/{name}" for commit, name in links], links, repo.repo_type)
             checks.append(check)
             if on_check is not None:
                 on_check(check)
     return checks
+
+
+@dataclass
+class Repair:
+    check: BlobCheck
+    done: bool
+    detail: str
+
+
+def repair_cache(checks: list[BlobCheck], cache_dir: str | os.PathLike[str] | None = None, *,
+                 token: str | bool | None = None,
+                 on_repair: Callable[[Repair], None] | None = None) -> list[Repair]:
+    """Fix what :func:`verify_cache` found: remove corrupt blobs and snapshot entries that lead outside ``blobs/``,
+    then fetch again every snapshot file that used them (one revision lookup per commit). Needs the network."""
+    from zoo.hub.repo import HubRepo
+
+    repos: dict[tuple[str, str], HubRepo] = {}
+    repairs = []
+    for check in (c for c in checks if c.bad):
+        if check.status == "corrupt" or check.status == "outside" and check.blob.is_symlink() \
+                and check.blob.parent.name == "blobs":
+            check.blob.unlink(missing_ok=True)
+        cache = RepoCache(settings.cache_dir(cache_dir), check.repo_id)
+        problems, fixed = [], []
+        for commit, name in check.links:
+            entry = cache.snapshots / commit / name
+            if check.status == "outside" and os.path.islink(entry):
+                os.unlink(entry)
+            if check.repo_type != "model":
+                problems.append(f"{commit[:12]}/{name}: only model repos can be fetched again")
+                continue
+            repo = repos.get((check.repo_id, commit))
+            if repo is None:
+                repo = repos[(check.repo_id, commit)] = HubRepo(check.repo_id, revision=commit, token=token,
+                                                                cache_dir=cache_dir)
+            try:
+                path = repo.get(name)
+            except ZooError as exc:
+                problems.append(f"{commit[:12]}/{name}: {exc}")
+                continue
+            if path is None:
+                problems.append(f"{commit[:12]}/{name}: the Hub no longer lists it at that commit")
+            else:
+                fixed.append(f"{commit[:12]}/{name}")
+        if problems:
+            repair = Repair(check, False, "; ".join(problems))
+        elif fixed:
+            repair = Repair(check, True, "fetched again: " + ", ".join(fixed))
+        else:
+            repair = Repair(check, True, "removed (no snapshot file used it)")
+        repairs.append(repair)
+        if on_repair is not None:
+            on_repair(repair)
+    return repairs

@@ -4,7 +4,9 @@ The revision is resolved lazily, on first use, with at most one request for the 
 (``GET /api/models/{repo}/revision/{rev}?blobs=true``: commit + every file with its size and hash) instead of
 huggingface_hub's HEAD per file. After that a file already in ``snapshots/<commit>/`` costs nothing, a missing one
 costs one download, and an absent one is answered from the list (and remembered in ``.no_exist``). A full commit
-sha whose file list is cached (``trees/<commit>.json``) needs no request at all.
+sha whose file list is cached (``trees/<commit>.json``) needs no request at all. That file list is written only
+once the snapshot holds every file of the commit: huggingface_hub's offline ``snapshot_download`` takes a cached
+list as the promise that the snapshot folder is complete (``_raise_if_incomplete_snapshot``).
 
 Lookups are remembered in-process for :data:`LOOKUP_TTL_S` seconds, so loading a model and then its tokenizer
 resolves ``main`` once. Offline (``HF_HUB_OFFLINE=1``, ``ZOO_OFFLINE=1``, ``local_files_only=True``) nothing is
@@ -23,9 +25,28 @@ from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from zoo.errors import EntryNotFoundError, HubError, HubUnavailableError, OfflineModeError
+from zoo.errors import (
+    CacheFullError,
+    EntryNotFoundError,
+    HubError,
+    HubUnavailableError,
+    OfflineModeError,
+    RepoNotFoundError,
+    UnsafePathError,
+    ZooError,
+)
 from zoo.hub import settings
-from zoo.hub.cache import COMMIT_RE, RemoteFile, RepoCache, RevisionInfo, validate_filename, validate_repo_id, validate_revision
+from zoo.hub.cache import (
+    COMMIT_RE,
+    RemoteFile,
+    RepoCache,
+    RevisionInfo,
+    clash_message,
+    find_clashes,
+    validate_filename,
+    validate_repo_id,
+    validate_revision,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +79,10 @@ class HubRepo:
         self._from_cache_only = self.offline  # True once we answer from the cache alone (offline or fallback)
         self._resolve_lock = threading.RLock()
         self._forced: set[str] = set()
+        self._clashes: dict[str, str] | None = None
+        # Set by zoo.hub.files.repo_files when the identifier could have been a local folder (and is not one): the
+        # errors of an unknown or unreachable repo then say so, for the user who mistyped a folder name.
+        self.no_local_folder: str | None = None
 
     def __repr__(self) -> str:
         return f"HubRepo({self.repo_id!r}, revision={self.revision!r})"
@@ -87,8 +112,23 @@ class HubRepo:
     def _resolve(self) -> RevisionInfo:
         with self._resolve_lock:
             if self._info is None:
-                self._info = self._lookup()
+                try:
+                    self._info = self._lookup()
+                except (HubUnavailableError, RepoNotFoundError, OfflineModeError) as exc:
+                    if self.no_local_folder is not None and exc.args:
+                        exc.args = (f"no local folder '{self.identifier}' exists ({self.no_local_folder}), so it was "
+                                    f"taken as a Hub repo id, and: {exc.args[0]}",) + exc.args[1:]
+                    raise
             return self._info
+
+    def _check_clash(self, info: RevisionInfo, filename: str) -> None:
+        if info.files is None:
+            return
+        if self._clashes is None:
+            self._clashes = find_clashes(info.files)
+        other = self._clashes.get(filename)
+        if other is not None:
+            raise UnsafePathError(clash_message(self.repo_id, self.revision, filename, other))
 
     def _lookup(self) -> RevisionInfo:
         if self.offline:
@@ -130,9 +170,14 @@ class HubRepo:
         return info
 
     def _record(self, info: RevisionInfo, tree_known: bool = False) -> None:
-        """Write what a lookup taught into the cache: the ref, and the commit's file list (for offline use)."""
+        """Write what a lookup taught into the cache: the ref (the file list waits for a complete snapshot)."""
         self.cache.write_ref(self.revision, info.commit)
-        if info.files is not None and not (tree_known and self.cache.has_tree(info.commit)):
+
+    def _record_tree_if_complete(self, info: RevisionInfo) -> None:
+        """Write ``trees/<commit>.json`` once the snapshot holds every listed file, as huggingface_hub expects."""
+        if info.files is None or self._from_cache_only or self.cache.has_tree(info.commit):
+            return
+        if all(self.cache.cached_file(info.commit, name) is not None for name in info.files):
             self.cache.write_tree(info.commit, info.files)
 
     def _from_cache(self, cause: BaseException | None) -> RevisionInfo:
@@ -170,6 +215,10 @@ class HubRepo:
                 return False
         info = self._resolve()
         if info.files is not None:
+            if filename not in info.files and not self._from_cache_only:
+                # remembered, so a pinned commit answers this again with no request (its file list is cached only
+                # once the snapshot is complete)
+                self.cache.mark_missing(info.commit, filename)
             return filename in info.files
         return self.cache.cached_file(info.commit, filename) is not None
 
@@ -181,6 +230,7 @@ class HubRepo:
             if cached is not False:
                 return cached
         info = self._resolve()
+        self._check_clash(info, filename)
         if not (self.force_download and filename not in self._forced):
             cached = self._cached(info.commit, filename)
             if cached is not False:
@@ -225,7 +275,7 @@ class HubRepo:
         subject = self._subject(filename, info.commit)
         entry = (info.files or {}).get(filename) or RemoteFile(filename)
         url = client.resolve_url(self.endpoint, self.repo_id, info.commit, filename)
-        etag, size, verify = entry.etag, entry.size, True
+        etag, size = entry.etag, entry.size
         if etag is None:  # the listing had no hashes: ask for this file's metadata (HEAD)
             try:
                 meta = client.fetch_file_metadata(subject, token=self._token(), timeout=settings.metadata_timeout())
@@ -234,16 +284,27 @@ class HubRepo:
                 raise
             if meta.etag is None:
                 raise HubError(f"{self.endpoint} sent no ETag for {subject.describe()}; it does not look like a Hub")
+            # Verified like every blob: a 40-hex ETag is the git blob sha1 (huggingface_hub names the blob by it,
+            # so a body that does not match it would be a blob whose name lies).
             etag, size, url = meta.etag, meta.size if size is None else size, meta.location
-            verify = entry.lfs_sha256 is not None or len(etag) == 64  # a 40-hex ETag need not be a git id
         try:
-            transfer.download_to_blob(self.cache, etag, url, subject, token=self._token(), size=size, verify=verify,
-                                      force=self.force_download and filename not in self._forced, on_bytes=on_bytes)
+            blob = transfer.download_to_blob(self.cache, etag, url, subject, token=self._token(), size=size,
+                                             force=self.force_download and filename not in self._forced,
+                                             on_bytes=on_bytes)
         except EntryNotFoundError:
             self.cache.mark_missing(info.commit, filename)
             raise
         self._forced.add(filename)
-        return self.cache.link(info.commit, filename, etag)
+        try:
+            return self.cache.link(info.commit, filename, etag)
+        except OSError as exc:
+            if exc.errno not in transfer._DISK_FULL or isinstance(exc, ZooError):
+                raise
+            raise CacheFullError(
+                f"No space left on the disk of the cache {self.cache.root} while linking {subject.describe()} into "
+                f"{self.cache.snapshot_dir(info.commit)} (the file itself is downloaded: {blob}); free some space "
+                f"(`zoo cache ls`, `zoo cache rm REPO`) and run again"
+            ) from None
 
     def snapshot(self, allow_patterns: str | Iterable[str] | None = None,
                  ignore_patterns: str | Iterable[str] | None = None, max_workers: int = 8) -> Path:
@@ -262,6 +323,7 @@ class HubRepo:
         wanted = [files[name] for name in filter_paths(files, allow_patterns, ignore_patterns)]
         for entry in wanted:
             validate_filename(entry.path)
+            self._check_clash(info, entry.path)
         todo = [e for e in wanted if self.force_download or self.cache.cached_file(info.commit, e.path) is None]
         if todo and self._from_cache_only:
             names = ", ".join(e.path for e in todo[:10])
@@ -269,6 +331,7 @@ class HubRepo:
         if todo:
             self._download_many(info, todo, max_workers)
         folder.mkdir(parents=True, exist_ok=True)
+        self._record_tree_if_complete(info)
         return folder
 
     def _download_many(self, info: RevisionInfo, todo: list[RemoteFile], max_workers: int) -> None:

@@ -13,6 +13,8 @@ changes ``os.environ`` sees the change. The variables are huggingface_hub's own 
 ``ZOO_OFFLINE`` / ``HF_HUB_OFFLINE``  ``1``: no network at all, answer from the cache
 ``HF_HUB_DISABLE_PROGRESS_BARS``  ``1``: no tqdm bars (they are also off when stderr is not a terminal)
 ``HF_HUB_ETAG_TIMEOUT`` / ``HF_HUB_DOWNLOAD_TIMEOUT``  seconds to wait for metadata / download data (10)
+``ZOO_STALL_TIMEOUT``           seconds a download may go without progress, over all its retries, before it
+                                gives up (120)
 =============================== =================================================================================
 """
 
@@ -104,3 +106,8 @@ def metadata_timeout() -> float:
 
 def download_timeout() -> float:
     return _seconds("HF_HUB_DOWNLOAD_TIMEOUT", 10.0)
+
+
+def stall_timeout() -> float:
+    """Seconds a piece of work (a download and all its retries) may go without progress before it gives up."""
+    return _seconds("ZOO_STALL_TIMEOUT", 120.0)
