@@ -12,10 +12,7 @@ whole file replaced by non-UTF-8 bytes or JSON that is not an object. The proper
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
-import tempfile
 import time
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from hypothesis import event, given
 from hypothesis import strategies as st
 
 import zoo
+from tests.fuzz.common import checkpoint_with, folder_digest
 from zoo.errors import ZooError
 
 TIME_LIMIT_S = 10.0
@@ -61,10 +59,6 @@ def checkpoints(tmp_path_factory) -> dict[str, Path]:
     finally:
         set_registry(previous)
     return out
-
-
-def folder_digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
 def sample_inputs(model_type: str, config) -> dict[str, torch.Tensor]:
@@ -169,10 +163,7 @@ def test_generated_config_json_loads_or_is_a_clear_error(checkpoints, model_type
     source = checkpoints[model_type]
     base = json.loads((source / "config.json").read_text())
     config = data.draw(config_edits(base), label="config.json")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "model"
-        shutil.copytree(source, folder)
-        (folder / "config.json").write_text(json.dumps(config, allow_nan=True))
+    with checkpoint_with(source, "config.json", json.dumps(config, allow_nan=True).encode()) as folder:
         changed = {k for k in set(config) | set(base) if config.get(k, ...) != base.get(k, ...)}
         outcome = check_load(folder, model_type, changed)
     event(outcome)
@@ -182,10 +173,7 @@ def test_generated_config_json_loads_or_is_a_clear_error(checkpoints, model_type
 @given(content=RAW_FILES)
 def test_config_json_that_is_not_json_text_or_not_an_object_is_a_clear_error(checkpoints, model_type, content):
     source = checkpoints[model_type]
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "model"
-        shutil.copytree(source, folder)
-        (folder / "config.json").write_bytes(content)
+    with checkpoint_with(source, "config.json", content) as folder:
         before = folder_digest(folder)
         start = time.perf_counter()
         for load in (zoo.AutoModel.from_pretrained, zoo.AutoConfig.from_pretrained):

@@ -14,13 +14,9 @@ the byte size or the model, huge declared shapes, a truncated or padded body. Th
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import struct
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -29,6 +25,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file
 
 import zoo
+from tests.fuzz.common import checkpoint_with, folder_digest
 from zoo.errors import ZooError
 
 TIME_LIMIT_S = 10.0
@@ -154,19 +151,12 @@ class Tensors(dict):
         return f"<{len(self)} tensors of the fuzzed BERT>"
 
 
-def digest(folder: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
-
-
 @given(data=st.data())
 def test_generated_safetensors_files_load_or_are_a_clear_error(checkpoint, data):
     source, tensors, reference = checkpoint
     content, same_values = data.draw(safetensors_files(tensors), label="model.safetensors")
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "model"
-        shutil.copytree(source, folder)
-        (folder / "model.safetensors").write_bytes(content)
-        before = digest(folder)
+    with checkpoint_with(source, "model.safetensors", content) as folder:
+        before = folder_digest(folder)
         start = time.perf_counter()
         try:
             model = zoo.AutoModel.from_pretrained(folder)
@@ -181,16 +171,13 @@ def test_generated_safetensors_files_load_or_are_a_clear_error(checkpoint, data)
                 torch.testing.assert_close(out, reference, atol=1e-5, rtol=1e-5)
             event("loaded, same outputs" if same_values else "loaded, outputs finite")
         assert time.perf_counter() - start < TIME_LIMIT_S
-        assert digest(folder) == before
+        assert folder_digest(folder) == before
 
 
 @given(header_len=st.integers(0, 2**64 - 1), rest=st.binary(max_size=256))
 def test_arbitrary_bytes_after_a_header_length_are_a_clear_error(checkpoint, header_len, rest):
     source, _, _ = checkpoint
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "model"
-        shutil.copytree(source, folder)
-        (folder / "model.safetensors").write_bytes(struct.pack("<Q", header_len) + rest)
+    with checkpoint_with(source, "model.safetensors", struct.pack("<Q", header_len) + rest) as folder:
         start = time.perf_counter()
         with pytest.raises(ZooError, match="model.safetensors"):
             zoo.AutoModel.from_pretrained(folder)
