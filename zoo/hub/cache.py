@@ -32,6 +32,7 @@ import stat
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from zoo.errors import InvalidRepoIdError, UnsafeCacheEntryError, UnsafePathError
 
@@ -231,11 +232,18 @@ class BlobHasher:
         return self._h.hexdigest() if self._h is not None else None
 
 
+def hash_stream(f: BinaryIO, hasher: BlobHasher, chunk: int = 4 << 20) -> BlobHasher:
+    """Feed ``hasher`` everything in the open file ``f``, from its first byte (a partial download is hashed through
+    the descriptor it was opened with, never reopened by name)."""
+    f.seek(0)
+    while data := f.read(chunk):
+        hasher.update(data)
+    return hasher
+
+
 def hash_file(path: Path, hasher: BlobHasher, chunk: int = 4 << 20) -> BlobHasher:
     with open(path, "rb") as f:
-        while data := f.read(chunk):
-            hasher.update(data)
-    return hasher
+        return hash_stream(f, hasher, chunk)
 
 
 # --- one repo's folder ----------------------------------------------------------------------------------------------

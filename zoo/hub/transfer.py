@@ -29,7 +29,7 @@ from filelock import FileLock
 
 from zoo.errors import CacheFullError, CorruptDownloadError, HubUnavailableError, ZooError
 from zoo.hub import client, settings
-from zoo.hub.cache import COMMIT_RE, O_NOFOLLOW, BlobHasher, RepoCache, check_regular
+from zoo.hub.cache import COMMIT_RE, O_NOFOLLOW, BlobHasher, RepoCache, check_regular, hash_stream
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def _check(incomplete: Path, written: int, hasher: BlobHasher, size: int | None,
         # a git blob id hashes the size first: with no size announced, hash the file now that its size is known
         hasher = BlobHasher.for_etag(etag, written)
         with _open_partial(incomplete) as f:
-            _hash_from_start(f, hasher)
+            hash_stream(f, hasher, CHUNK_BYTES)
     if not hasher.matches():
         return f"its {hasher.kind} is {hasher.hexdigest()} where {hasher.expected} was announced"
     return None
@@ -139,15 +139,6 @@ def _open_partial(path: Path) -> BinaryIO:
             check_regular(path, "a partial download")
         raise
     return os.fdopen(fd, "a+b")
-
-
-def _hash_from_start(f: BinaryIO, hasher: BlobHasher) -> int:
-    f.seek(0)
-    total = 0
-    while data := f.read(CHUNK_BYTES):
-        hasher.update(data)
-        total += len(data)
-    return total
 
 
 def _fetch(incomplete: Path, url: str, subject: client.Subject, *, token: str | None, size: int | None,
@@ -167,7 +158,7 @@ def _fetch(incomplete: Path, url: str, subject: client.Subject, *, token: str | 
                 start = 0
             if start:
                 logger.info("Resuming %s from byte %d", subject.describe(), start)
-                _hash_from_start(out, hasher)
+                hash_stream(out, hasher, CHUNK_BYTES)
             furthest, received, ignored_range = start, 0, 0  # for the budget's idea of progress, and the message
             budget.progress()
             bar = _progress_bar(subject.filename or incomplete.name, size, start)
