@@ -161,3 +161,7 @@ class CacheFullError(CacheError):
 
 class PipelineError(ZooError, ValueError):
     """A pipeline got input it cannot handle (empty text, no mask token, a question without context, ...)."""
+
+
+class UnknownExportError(ZooError, AttributeError):
+    """``zoo.<Name>`` was asked for, and neither zoo nor any installed plugin provides that name."""

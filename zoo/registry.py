@@ -12,6 +12,8 @@ set but empty: load none). Classes are named by import string, so building the r
 
 from __future__ import annotations
 
+import difflib
+import functools
 import importlib
 import logging
 import os
@@ -50,6 +52,8 @@ MODEL_TASKS: tuple[str, ...] = (
 
 _MODEL_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _IMPORT_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+#: Top-level names: public Python identifiers (``zoo.__getattr__`` never asks the registry for ``_private`` ones).
+_EXPORT_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,9 @@ class Architecture:
     objects themselves; strings are imported on first use so the registry stays free of torch.
     ``tokenizer`` names a factory ``(folder: Path, config) -> zoo.tokenization.Tokenizer``; ``tokenizer_files``
     lists the files that factory may read, so the hub client fetches exactly those.
+    ``exports`` maps the names the plugin offers at the top level (``zoo.BertForSequenceClassification``,
+    ``zoo.BertTokenizer``) to import strings, resolved on first access; a tokenizer_config.json whose
+    ``tokenizer_class`` is one of them (with or without ``Fast``) is built by this architecture's tokenizer.
     """
 
     model_type: str
@@ -68,6 +75,7 @@ class Architecture:
     tokenizer: str | Callable[..., Any] | None = None
     tokenizer_files: tuple[str, ...] = ()
     image_processor: str | Callable[..., Any] | None = None
+    exports: Mapping[str, str | Any] = field(default_factory=dict)
     #: Name of the plugin that registered it; filled in by the registry.
     plugin: str = ""
 
@@ -164,6 +172,15 @@ def _validate(arch: Any, plugin: str) -> Architecture:
         problems.append("models must map at least one task name to a model class")
     specs = [("config", arch.config)] + [(f"models[{t!r}]", s) for t, s in dict(arch.models or {}).items()]
     specs += [("tokenizer", arch.tokenizer), ("image_processor", arch.image_processor)]
+    if not isinstance(arch.exports, Mapping):
+        problems.append("exports must map top-level names to import strings")
+    else:
+        for name, spec in arch.exports.items():
+            if not isinstance(name, str) or not _EXPORT_RE.match(name):
+                problems.append(f"export name {name!r} is not a public Python identifier like 'BertModel'")
+            elif name in _reserved_names():
+                problems.append(f"export name {name!r} is one of zoo's own names; pick another")
+            specs.append((f"exports[{name!r}]", spec))
     for what, spec in specs:
         if isinstance(spec, str) and not _IMPORT_RE.match(spec):
             problems.append(f"{what} {spec!r} is not an import string like 'package.module:Name'")
@@ -171,7 +188,18 @@ def _validate(arch: Any, plugin: str) -> Architecture:
             problems.append(f"{what} is missing")
     if problems:
         raise PluginError(f"plugin '{plugin}' registered a malformed architecture: " + "; ".join(problems))
-    return replace(arch, plugin=plugin, models=MappingProxyType(dict(arch.models)), tokenizer_files=tuple(arch.tokenizer_files))
+    return replace(arch, plugin=plugin, models=MappingProxyType(dict(arch.models)), tokenizer_files=tuple(arch.tokenizer_files),
+                   exports=MappingProxyType(dict(arch.exports)))
+
+
+@functools.lru_cache(maxsize=1)
+def _reserved_names() -> frozenset[str]:
+    """zoo's own top-level names and submodules, which no plugin may shadow."""
+    import pkgutil
+
+    import zoo
+
+    return frozenset(zoo._LAZY) | frozenset(m.name for m in pkgutil.iter_modules(zoo.__path__))
 
 
 def _validate_task(task: Any, plugin: str) -> PipelineTask:
@@ -217,6 +245,7 @@ class Registry:
         self._lock = threading.RLock()
         self._architectures: dict[str, Architecture] = {}
         self._tasks: dict[str, PipelineTask] = {}  # by name and by alias
+        self._exports: dict[str, Architecture] = {}  # top-level name -> the architecture that exports it
         self.records: dict[str, PluginRecord] = {}
         #: Names ZOO_LOAD_PLUGINS asked for that no installed entry point (or its distribution) has, and the
         #: entry-point plugins that are installed, for ``zoo plugins`` to show; filled in on loading.
@@ -352,6 +381,17 @@ class Registry:
                     f"'{arch.plugin}'; uninstall one, or limit loading with ZOO_LOAD_PLUGINS"
                 )
             new_archs[arch.model_type] = arch
+        new_exports: dict[str, Architecture] = {}
+        for arch in archs:
+            for name in arch.exports:
+                owner = self._exports.get(name) or new_exports.get(name)
+                if owner is not None:
+                    raise DuplicateRegistrationError(
+                        f"the name zoo.{name} is exported by both plugin '{owner.plugin}' (model_type "
+                        f"'{owner.model_type}') and plugin '{arch.plugin}' (model_type '{arch.model_type}'); "
+                        f"uninstall one, or limit loading with ZOO_LOAD_PLUGINS"
+                    )
+                new_exports[name] = arch
         new_tasks: dict[str, PipelineTask] = {}
         for task in tasks:
             for key in (task.name, *task.aliases):
@@ -363,6 +403,7 @@ class Registry:
                     )
                 new_tasks[key] = task
         self._architectures.update(new_archs)
+        self._exports.update(new_exports)
         self._tasks.update(new_tasks)
 
     def unregister_plugin(self, name: str) -> None:
@@ -373,6 +414,8 @@ class Registry:
             record = self.records.pop(name, None)
             for model_type in record.architectures if record else ():
                 self._architectures.pop(model_type, None)
+                for export in [n for n, arch in self._exports.items() if arch.model_type == model_type]:
+                    del self._exports[export]
             for key in [k for k, task in self._tasks.items() if record and task.name in record.tasks and task.plugin == name]:
                 del self._tasks[key]
 
@@ -390,6 +433,30 @@ class Registry:
                 f"install a plugin that provides it (see `zoo plugins`)"
             )
         return archs[model_type]
+
+    def exports(self) -> Mapping[str, Architecture]:
+        """Every top-level name the plugins export, and the architecture exporting it."""
+        return MappingProxyType(self.load()._exports)
+
+    def exporter(self, name: str) -> Architecture | None:
+        """The architecture that exports ``name`` (None if no plugin does)."""
+        return self.load()._exports.get(name)
+
+    def exported(self, name: str) -> Any:
+        """The object a plugin exports as ``zoo.<name>``, imported now."""
+        arch = self.exporter(name)
+        if arch is None:
+            from zoo.errors import UnknownExportError
+
+            close = difflib.get_close_matches(name, list(self._exports), n=1)
+            hint = f"did you mean zoo.{close[0]}? " if close else ""
+            raise UnknownExportError(f"module 'zoo' has no attribute {name!r}; {hint}no installed plugin exports it "
+                                     f"(see `zoo plugins`; concrete classes come with their plugin's package)")
+        try:
+            return resolve_import(arch.exports[name])
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(f"plugin '{arch.plugin}' exports zoo.{name} as {arch.exports[name]!r}, which cannot be "
+                              f"imported ({type(exc).__name__}: {exc}); reinstall or fix the plugin") from exc
 
     def tasks(self) -> dict[str, PipelineTask]:
         """Registered pipeline tasks by name (aliases left out)."""

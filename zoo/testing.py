@@ -12,7 +12,8 @@ It is registered through the ``pytest11`` entry point, so in any project where z
         def make_checkpoint(self, folder, task):
             ...  # write config.json, weights and tokenizer files for ``task``; return a reference model or None
 
-The checks: the architecture is registered by an installed plugin; every Auto class of its tasks resolves to the
+The checks: the architecture is registered by an installed plugin; every name it exports resolves at the top level
+(`zoo.<Name>`) and covers its model classes; every Auto class of its tasks resolves to the
 registered class; loading its own checkpoint reports no missing or unexpected weights; save_pretrained ->
 from_pretrained gives identical outputs and config; the tokenizer survives a save round trip; and, where
 ``make_checkpoint`` returns a reference model (e.g. transformers'), outputs agree within ``atol``.
@@ -114,6 +115,19 @@ class ArchitectureConformance(ABC):
             model_cls = arch.model_class(task)
             assert issubclass(model_cls, PreTrainedModel), f"{task}: {model_cls} is not a zoo PreTrainedModel"
             assert issubclass(config_cls, model_cls.config_class)
+
+    def test_exported_names_resolve(self, zoo_registry: Any) -> None:
+        import zoo
+
+        arch = zoo_registry.architecture(self.model_type)
+        for name in arch.exports:
+            obj = getattr(zoo, name)
+            assert getattr(obj, "__name__", None) in (name, name.removesuffix("Fast")), \
+                f"zoo.{name} resolves to {obj!r}, an object of another name"
+        exported = {getattr(zoo, n) for n in arch.exports}
+        for task in self._tasks(zoo_registry):
+            model_cls = arch.model_class(task)
+            assert model_cls in exported, f"{task}: {model_cls.__name__} is not in the architecture's exports"
 
     def test_auto_classes_resolve_and_load_cleanly(self, zoo_registry: Any, tmp_path: Path) -> None:
         from zoo.auto import AutoConfig

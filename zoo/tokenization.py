@@ -114,6 +114,9 @@ class BatchEncoding(dict):
 class Tokenizer:
     """A ``tokenizers.Tokenizer`` plus the settings transformers keeps beside it in tokenizer_config.json."""
 
+    #: The architecture a plugin's subclass (``BertTokenizer``) builds in ``from_pretrained``; None: resolve it.
+    model_type: str | None = None
+
     def __init__(
         self,
         backend: Any,
@@ -219,10 +222,17 @@ class Tokenizer:
 
     @classmethod
     def from_pretrained(cls, identifier: str | os.PathLike[str], **kwargs: Any) -> Tokenizer:
-        """Load a tokenizer with its architecture's defaults (through zoo.AutoTokenizer)."""
-        from zoo.auto import AutoTokenizer
+        """Load a tokenizer: ``Tokenizer.from_pretrained`` resolves the architecture as zoo.AutoTokenizer does; a
+        plugin's class (``zoo.BertTokenizer``) builds its own architecture's tokenizer from the folder's files."""
+        from zoo.auto import AutoTokenizer, build_tokenizer
+        from zoo.configuration import split_hub_kwargs
+        from zoo.hub import repo_files
+        from zoo.registry import get_registry
 
-        return AutoTokenizer.from_pretrained(identifier, **kwargs)
+        if cls.model_type is None:
+            return AutoTokenizer.from_pretrained(identifier, **kwargs)
+        arch = get_registry().architecture(cls.model_type)
+        return build_tokenizer(arch, repo_files(identifier, **split_hub_kwargs(kwargs)), **kwargs)
 
     # --- special tokens ----------------------------------------------------------------------------------------------
 

@@ -62,23 +62,75 @@ class AutoConfig:
 
 
 class AutoTokenizer:
-    """``AutoTokenizer.from_pretrained(identifier)`` -> zoo.tokenization.Tokenizer with the architecture's defaults."""
+    """``AutoTokenizer.from_pretrained(identifier)`` -> the architecture's Tokenizer (zoo.tokenization.Tokenizer).
+
+    The architecture is found as transformers finds it: tokenizer_config.json's ``tokenizer_class`` when a plugin
+    exports that name (``"RobertaTokenizer"``, with or without ``Fast``), else config.json's ``model_type``; a
+    folder with neither but a tokenizer.json loads as a plain Tokenizer.
+    """
 
     def __init__(self) -> None:
         raise TypeError("AutoTokenizer is not instantiated; use AutoTokenizer.from_pretrained(...)")
 
     @classmethod
     def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
-        from zoo.registry import resolve_import
-        from zoo.tokenization import Tokenizer
+        from zoo.tokenization import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, Tokenizer
 
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
-        if repo.exists(CONFIG_NAME):
-            arch, data = architecture_of(repo)
-            if arch.tokenizer is not None:
-                config = config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, {})
-                return resolve_import(arch.tokenizer)(repo, config, **kwargs)
+        named = tokenizer_class_of(repo)
+        arch = tokenizer_architecture(named) if named else None
+        if arch is None and repo.exists(CONFIG_NAME):
+            arch, _ = architecture_of(repo)
+        if arch is not None and arch.tokenizer is not None:
+            return build_tokenizer(arch, repo, **kwargs)
+        if named and not repo.exists(TOKENIZER_FILE) and named not in _GENERIC_TOKENIZERS:
+            exported = sorted(n for n, a in get_registry().exports().items() if a.tokenizer is not None
+                              and n.endswith("Tokenizer"))
+            raise ConfigError(f"{repo.identifier}/{TOKENIZER_CONFIG_FILE} names tokenizer_class {named!r}, which no "
+                              f"installed plugin provides (tokenizer classes: {', '.join(exported) or 'none'}), and "
+                              f"there is no {TOKENIZER_FILE} to load without it; install the plugin for that model, or "
+                              f"add a config.json whose model_type names a registered architecture")
         return Tokenizer.from_repo(repo, **kwargs)  # a bare tokenizer.json needs no architecture
+
+
+#: tokenizer_class values that mean "just tokenizer.json" (transformers 4's and 5's generic fast tokenizer).
+_GENERIC_TOKENIZERS = frozenset({"PreTrainedTokenizerFast", "TokenizersBackend", "PreTrainedTokenizer"})
+
+
+def tokenizer_class_of(repo: RepoFiles) -> str | None:
+    """The ``tokenizer_class`` tokenizer_config.json names, if it names one."""
+    from zoo.tokenization import TOKENIZER_CONFIG_FILE
+
+    if not repo.exists(TOKENIZER_CONFIG_FILE):
+        return None
+    named = read_json(repo.require(TOKENIZER_CONFIG_FILE)).get("tokenizer_class")
+    return named if isinstance(named, str) and named else None
+
+
+def tokenizer_architecture(tokenizer_class: str) -> Architecture | None:
+    """The architecture whose plugin exports ``tokenizer_class`` (``BertTokenizerFast`` finds ``BertTokenizer``'s)."""
+    registry = get_registry()
+    for name in dict.fromkeys((tokenizer_class, tokenizer_class.removesuffix("Fast"))):
+        arch = registry.exporter(name)
+        if arch is not None and arch.tokenizer is not None:
+            return arch
+    return None
+
+
+def build_tokenizer(arch: Architecture, repo: RepoFiles, **kwargs: Any) -> Any:
+    """The tokenizer ``arch``'s plugin builds from ``repo`` (its config passed along when config.json is this
+    architecture's)."""
+    from zoo.registry import resolve_import
+
+    if arch.tokenizer is None:
+        raise ConfigError(f"model_type '{arch.model_type}' registers no tokenizer; it takes no text input, or its "
+                          f"plugin is incomplete")
+    config = None
+    if repo.exists(CONFIG_NAME):
+        data = read_json(repo.require(CONFIG_NAME))
+        if data.get("model_type") == arch.model_type:
+            config = config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, {})
+    return resolve_import(arch.tokenizer)(repo, config, **kwargs)
 
 
 class AutoImageProcessor:

@@ -9,6 +9,15 @@ from zoo.registry import Architecture
 
 __version__ = "0.1.0"
 _M = "zoo_distilbert.modeling"
+#: What ``from zoo import ...`` finds once this package is installed (transformers' names).
+EXPORTS = {
+    "DistilBertConfig": "zoo_distilbert.config:DistilBertConfig",
+    **{name: f"{_M}:{name}" for name in (
+        "DistilBertPreTrainedModel", "DistilBertModel", "DistilBertForMaskedLM", "DistilBertForSequenceClassification",
+        "DistilBertForTokenClassification", "DistilBertForQuestionAnswering")},
+    "DistilBertTokenizer": "zoo_distilbert.tokenization:DistilBertTokenizer",
+    "DistilBertTokenizerFast": "zoo_distilbert.tokenization:DistilBertTokenizer",
+}
 
 
 @hookimpl
@@ -26,5 +35,6 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
             },
             tokenizer="zoo_distilbert.tokenization:from_files",
             tokenizer_files=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"),
+            exports=EXPORTS,
         )
     )

@@ -9,12 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.plugins.bert.tokenization import DEFAULTS as BERT_DEFAULTS
-from zoo.plugins.bert.tokenization import build_wordpiece
-from zoo.tokenization import Tokenizer
+from zoo.plugins.bert.tokenization import BertTokenizer, build_wordpiece
 
 DEFAULTS: dict[str, Any] = {**BERT_DEFAULTS, "tokenizer_class": "DistilBertTokenizer",
                             "model_input_names": ["input_ids", "attention_mask"]}
 
 
-def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
-    return Tokenizer.from_repo(repo, build=build_wordpiece, defaults=DEFAULTS, **kwargs)
+class DistilBertTokenizer(BertTokenizer):
+    """DistilBERT's tokenizer, a BertTokenizer (as in transformers) with DistilBERT's defaults."""
+
+    model_type = "distilbert"
+
+
+def from_files(repo: Any, config: Any = None, **kwargs: Any) -> DistilBertTokenizer:
+    return DistilBertTokenizer.from_repo(repo, build=build_wordpiece, defaults=DEFAULTS, **kwargs)

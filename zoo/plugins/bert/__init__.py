@@ -7,6 +7,16 @@ from collections.abc import Callable
 from zoo.registry import Architecture, hookimpl
 
 _M = "zoo.plugins.bert.modeling"
+_T = "zoo.plugins.bert.tokenization"
+#: What ``from zoo import ...`` finds for BERT (transformers' names; the Fast spelling is the same tokenizer).
+EXPORTS = {
+    "BertConfig": "zoo.plugins.bert.config:BertConfig",
+    **{name: f"{_M}:{name}" for name in (
+        "BertPreTrainedModel", "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification",
+        "BertForTokenClassification", "BertForQuestionAnswering")},
+    "BertTokenizer": f"{_T}:BertTokenizer",
+    "BertTokenizerFast": f"{_T}:BertTokenizer",
+}
 
 
 @hookimpl
@@ -23,7 +33,9 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
                 "token-classification": f"{_M}:BertForTokenClassification",
                 "question-answering": f"{_M}:BertForQuestionAnswering",
             },
-            tokenizer="zoo.plugins.bert.tokenization:from_files",
-            tokenizer_files=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"),
+            tokenizer=f"{_T}:from_files",
+            tokenizer_files=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
+                             "chat_template.jinja", "chat_template.json"),
+            exports=EXPORTS,
         )
     )

@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+class BertTokenizer(Tokenizer):
+    """BERT's WordPiece tokenizer: ``zoo.BertTokenizer.from_pretrained(path)`` builds it with BERT's defaults,
+    whatever model_type the folder's config.json names (as transformers' BertTokenizer does)."""
+
+    model_type = "bert"
+
+
 def read_vocab(path: Any) -> dict[str, int]:
     """vocab.txt: one token a line, the line number is the id."""
     with open(path, encoding="utf-8") as f:
@@ -89,4 +96,4 @@ def align_normalizer(backend: Any, given: dict[str, Any]) -> Any:
 
 def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
     """The tokenizer factory the BERT plugin registers."""
-    return Tokenizer.from_repo(repo, build=build_wordpiece, adapt=align_normalizer, defaults=DEFAULTS, **kwargs)
+    return BertTokenizer.from_repo(repo, build=build_wordpiece, adapt=align_normalizer, defaults=DEFAULTS, **kwargs)

@@ -7,6 +7,17 @@ from collections.abc import Callable
 from zoo.registry import Architecture, hookimpl
 
 _P = "zoo.plugins.cnn"
+#: What ``from zoo import ...`` finds for the CNN family.
+RESNET_EXPORTS = {
+    "ResNetConfig": f"{_P}.config:ResNetConfig",
+    **{name: f"{_P}.resnet:{name}" for name in ("ResNetPreTrainedModel", "ResNetModel", "ResNetForImageClassification")},
+    "ConvNextImageProcessor": f"{_P}.processing:ConvNextImageProcessor",
+}
+SIMPLE_CNN_EXPORTS = {
+    "SimpleCNNConfig": f"{_P}.config:SimpleCNNConfig",
+    **{name: f"{_P}.simple_cnn:{name}" for name in ("SimpleCNNPreTrainedModel", "SimpleCNNModel",
+                                                     "SimpleCNNForImageClassification")},
+}
 
 
 @hookimpl
@@ -20,6 +31,7 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
                 "image-classification": f"{_P}.resnet:ResNetForImageClassification",
             },
             image_processor=f"{_P}.processing:resnet_processor",
+            exports=RESNET_EXPORTS,
         )
     )
     register(
@@ -31,5 +43,6 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
                 "image-classification": f"{_P}.simple_cnn:SimpleCNNForImageClassification",
             },
             image_processor=f"{_P}.processing:simple_cnn_processor",
+            exports=SIMPLE_CNN_EXPORTS,
         )
     )

@@ -7,6 +7,16 @@ from collections.abc import Callable
 from zoo.registry import Architecture, hookimpl
 
 _M = "zoo.plugins.gpt2.modeling"
+_T = "zoo.plugins.gpt2.tokenization"
+#: What ``from zoo import ...`` finds for GPT-2 (transformers' names; the Fast spelling is the same tokenizer).
+EXPORTS = {
+    "GPT2Config": "zoo.plugins.gpt2.config:GPT2Config",
+    **{name: f"{_M}:{name}" for name in (
+        "GPT2PreTrainedModel", "GPT2Model", "GPT2LMHeadModel", "GPT2ForSequenceClassification",
+        "GPT2ForTokenClassification", "GPT2ForQuestionAnswering")},
+    "GPT2Tokenizer": f"{_T}:GPT2Tokenizer",
+    "GPT2TokenizerFast": f"{_T}:GPT2Tokenizer",
+}
 
 
 @hookimpl
@@ -22,8 +32,9 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
                 "token-classification": f"{_M}:GPT2ForTokenClassification",
                 "question-answering": f"{_M}:GPT2ForQuestionAnswering",
             },
-            tokenizer="zoo.plugins.gpt2.tokenization:from_files",
+            tokenizer=f"{_T}:from_files",
             tokenizer_files=("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
-                             "special_tokens_map.json", "added_tokens.json"),
+                             "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json"),
+            exports=EXPORTS,
         )
     )

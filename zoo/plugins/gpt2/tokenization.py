@@ -26,6 +26,13 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+class GPT2Tokenizer(Tokenizer):
+    """GPT-2's byte-level BPE tokenizer: ``zoo.GPT2Tokenizer.from_pretrained(path)`` builds it with GPT-2's defaults,
+    whatever model_type the folder's config.json names."""
+
+    model_type = "gpt2"
+
+
 def _template(backend: Any, settings: dict[str, Any]) -> Any:
     """``[bos] $A [eos]`` (and ``... $B:1 ...`` for pairs) as transformers' update_post_processor writes it."""
     from tokenizers import processors
@@ -78,7 +85,7 @@ def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
     ``add_prefix_space`` or ``add_bos_token`` / ``add_eos_token``, which (as in transformers) rebuild the
     pre-tokenizer or the template.
     """
-    tokenizer = Tokenizer.from_repo(repo, build=build_byte_level_bpe, defaults=DEFAULTS, **kwargs)
+    tokenizer = GPT2Tokenizer.from_repo(repo, build=build_byte_level_bpe, defaults=DEFAULTS, **kwargs)
     backend, settings = tokenizer.backend_tokenizer, tokenizer.init_kwargs
     if "add_prefix_space" in settings and type(backend.pre_tokenizer).__name__ == "ByteLevel":
         from tokenizers import pre_tokenizers

@@ -10,6 +10,16 @@ from collections.abc import Callable
 from zoo.registry import Architecture, hookimpl
 
 _M = "zoo.plugins.roberta.modeling"
+_T = "zoo.plugins.roberta.tokenization"
+#: What ``from zoo import ...`` finds for RoBERTa (transformers' names; the Fast spelling is the same tokenizer).
+EXPORTS = {
+    "RobertaConfig": "zoo.plugins.roberta.config:RobertaConfig",
+    **{name: f"{_M}:{name}" for name in (
+        "RobertaPreTrainedModel", "RobertaModel", "RobertaForMaskedLM", "RobertaForSequenceClassification",
+        "RobertaForTokenClassification", "RobertaForQuestionAnswering")},
+    "RobertaTokenizer": f"{_T}:RobertaTokenizer",
+    "RobertaTokenizerFast": f"{_T}:RobertaTokenizer",
+}
 
 
 @hookimpl
@@ -25,8 +35,9 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
                 "token-classification": f"{_M}:RobertaForTokenClassification",
                 "question-answering": f"{_M}:RobertaForQuestionAnswering",
             },
-            tokenizer="zoo.plugins.roberta.tokenization:from_files",
+            tokenizer=f"{_T}:from_files",
             tokenizer_files=("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
-                             "special_tokens_map.json", "added_tokens.json"),
+                             "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json"),
+            exports=EXPORTS,
         )
     )

@@ -34,6 +34,13 @@ DEFAULTS: dict[str, Any] = {
 _ADDED_TOKEN_FLAGS = ("single_word", "lstrip", "rstrip", "normalized", "special")
 
 
+class RobertaTokenizer(Tokenizer):
+    """RoBERTa's byte-level BPE tokenizer: ``zoo.RobertaTokenizer.from_pretrained(path)`` builds it with RoBERTa's
+    defaults, whatever model_type the folder's config.json names."""
+
+    model_type = "roberta"
+
+
 def _added_tokens(settings: dict[str, Any]) -> list[Any]:
     """The added tokens the settings describe, with their flags: added_tokens_decoder (in id order), then each
     special token (a dict value carries flags; a plain string is a special, unnormalized token)."""
@@ -102,7 +109,7 @@ def configure(backend: Any, settings: dict[str, Any]) -> Any:
 
 def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
     """The tokenizer factory the RoBERTa plugin registers."""
-    tokenizer = Tokenizer.from_repo(repo, build=build_byte_level_bpe, defaults=DEFAULTS, **kwargs)
+    tokenizer = RobertaTokenizer.from_repo(repo, build=build_byte_level_bpe, defaults=DEFAULTS, **kwargs)
     if repo.exists(TOKENIZER_FILE):  # its pipeline yields to the settings, as in transformers
         configure(tokenizer.backend_tokenizer, tokenizer.init_kwargs)
     return tokenizer
