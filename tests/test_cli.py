@@ -40,8 +40,10 @@ def test_plugins_lists_builtin_bert(capsys):
     rows = json.loads(capsys.readouterr().out)
     bert = next(r for r in rows if r["name"] == "zoo.plugins.bert")
     assert "masked-lm" in bert["architectures"]["bert"] and bert["hooks"] == ["register_architectures"]
+    assert {"BertTokenizer", "BertForSequenceClassification", "BertConfig"} <= set(bert["exports"])
     assert main(["plugins"]) == 0
-    assert "bert:" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "bert:" in out and "exports: BertConfig, BertForMaskedLM" in out
 
 
 def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):

@@ -83,7 +83,8 @@ def _similarity(args: argparse.Namespace) -> int:
 
 
 def _plugins(args: argparse.Namespace) -> int:
-    """List loaded plugins with their distribution, version, hooks and architectures; failures with reasons."""
+    """List loaded plugins with their distribution, version, hooks, architectures and the names they export at
+    ``zoo.<Name>``; failures with reasons."""
     from zoo.registry import get_registry
 
     registry = get_registry()
@@ -96,6 +97,7 @@ def _plugins(args: argparse.Namespace) -> int:
             "version": record.version,
             "hooks": list(record.hooks),
             "architectures": {m: list(archs[m].tasks) for m in record.architectures if m in archs},
+            "exports": sorted(n for m in record.architectures if m in archs for n in archs[m].exports),
             "tasks": list(record.tasks),
             "error": record.error,
         })
@@ -116,6 +118,8 @@ def _plugins(args: argparse.Namespace) -> int:
         print(f"  hooks: {', '.join(row['hooks']) or '-'}")
         for model_type, tasks in row["architectures"].items():
             print(f"  {model_type}: {', '.join(tasks)}")
+        if row["exports"]:
+            print(f"  exports: {', '.join(row['exports'])}")
         if row["tasks"]:
             print(f"  pipeline tasks: {', '.join(row['tasks'])}")
     return 0
