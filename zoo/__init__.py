@@ -25,6 +25,9 @@ _LAZY: dict[str, str] = {
     "hub": "zoo.hub",
     "ZooError": "zoo.errors",
     "set_seed": "zoo.seeding",
+    "GenerationConfig": "zoo.generation",
+    "TextStreamer": "zoo.generation",
+    "TextIteratorStreamer": "zoo.generation",
 }
 for _name in (
     "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM", "AutoModelWithLMHead",
@@ -66,6 +69,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
                           AutoTokenizer)
     from zoo.configuration import Config
     from zoo.errors import ZooError
+    from zoo.generation import GenerationConfig, TextIteratorStreamer, TextStreamer
     from zoo.modeling import PreTrainedModel
     from zoo.plugins.bert.modeling import (BertForMaskedLM, BertForPreTraining, BertForQuestionAnswering,
                                            BertForSequenceClassification, BertForTokenClassification, BertModel)

@@ -165,3 +165,34 @@ class PipelineError(ZooError, ValueError):
 
 class UnknownExportError(ZooError, AttributeError):
     """``zoo.<Name>`` was asked for, and neither zoo nor any installed plugin provides that name."""
+
+
+# --- generation -----------------------------------------------------------------------------------------------------
+
+
+class GenerationError(ZooError, ValueError):
+    """``generate()`` or a GenerationConfig got an option value it cannot use (a temperature of 0 when sampling,
+    more return sequences than beams, a prompt longer than max_length, ...)."""
+
+
+class UnknownGenerationOptionError(GenerationError, TypeError):
+    """``generate()`` or a GenerationConfig got an option it does not know, or one of transformers' that zoo does
+    not implement; the message lists the supported options and the closest match. A TypeError as for any unexpected
+    keyword argument, and a ValueError as transformers raises for an unused generate option."""
+
+
+class ChatTemplateError(TokenizerError):
+    """A chat template is missing or not valid Jinja, refused the conversation (``raise_exception``), or tried
+    something the sandbox forbids (Python internals, files, imports, changing its inputs)."""
+
+
+# --- the model API --------------------------------------------------------------------------------------------------
+
+
+class ModelAPIError(ZooError, ValueError):
+    """A model method got an argument it cannot use (``resize_token_embeddings(0)``, ``pad_to_multiple_of="8"``)."""
+
+
+class UnsupportedModelOperationError(ZooError, NotImplementedError):
+    """A model was asked for something its architecture does not have: the token embeddings of an image model,
+    gradient checkpointing of a network without repeated blocks. A NotImplementedError, as transformers raises."""

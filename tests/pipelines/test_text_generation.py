@@ -77,7 +77,7 @@ def test_long_prompt_keeps_its_end_with_a_warning(gen, caplog):
     (lambda g: g(None), "is None"),
     (lambda g: g(["a", "b"], stream=True), "streams one prompt"),
     (lambda g: g("a", max_new_tokens=-1), "max_new_tokens"),
-    (lambda g: g("a", num_beams=2), "unknown options"),
+    (lambda g: g("a", num_beamz=2), "unknown options"),
     (lambda g: g("a", return_full_text=True, return_tensors=True), "exclude each other"),
     (lambda g: g("a", do_sample=True, temperature=0), "temperature must be > 0"),
 ])

@@ -3,8 +3,11 @@
 Outputs follow transformers' TextGenerationPipeline (pipelines/text_generation.py): per prompt a list of
 ``{"generated_text": prompt + continuation}`` (``return_full_text=False``: the continuation only;
 ``return_tensors=True``: ``{"generated_token_ids": [...]}``), the continuation decoded without special tokens.
-Generation options go to :meth:`zoo.generation.GenerationMixin.generate` and default as it does: greedy,
-``max_new_tokens=20``; ``do_sample=True`` with ``temperature``, ``top_k``, ``top_p`` and ``seed`` samples.
+Generation options are those of :meth:`zoo.generation.GenerationMixin.generate` (every GenerationConfig field
+but the output flags, and ``seed``) and default as it does, from the model's generation config: greedy,
+``max_new_tokens=20`` unless ``max_length`` is given; ``do_sample=True`` with ``temperature``, ``top_k``, ``top_p``
+and ``seed`` samples; ``num_beams`` searches beams; ``num_return_sequences=n`` gives n results per prompt;
+``stop_strings`` use the pipeline's tokenizer.
 
 Prompts of a list are left-padded into batches of similar length (``batch_size``, default 1 as in transformers).
 A prompt that would not leave room for ``max_new_tokens`` in the model's positions keeps its last tokens, with a
@@ -18,13 +21,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from zoo.errors import PipelineError
+from zoo.generation.config import EXTRA_OUTPUT_FLAGS, FIELDS
 from zoo.pipelines.base import Feature, Pipeline
 
 logger = logging.getLogger(__name__)
 
-#: Options passed through to generate(), with the checks each needs here (generate() checks the values).
-GENERATE_OPTIONS = ("max_new_tokens", "do_sample", "temperature", "top_k", "top_p", "repetition_penalty",
-                    "eos_token_id", "pad_token_id", "seed")
+#: Options passed through to generate(), with the checks each needs here (generate() checks the values). The output
+#: flags are left out: the pipeline returns text, not scores.
+GENERATE_OPTIONS = tuple(k for k in FIELDS if k not in EXTRA_OUTPUT_FLAGS and k != "return_dict_in_generate") + ("seed",)
 OUTPUT_OPTIONS = ("return_full_text", "return_tensors", "return_text", "clean_up_tokenization_spaces",
                   "skip_special_tokens", "stream", "prefix")
 DEFAULT_MAX_NEW_TOKENS = 20
@@ -72,11 +76,16 @@ class TextGenerationPipeline(Pipeline):
         opts.pop("stream", None)
         feature = self.preprocess(prompt, opts)[0]
         input_ids = self._torch.tensor([feature.inputs["input_ids"]], device=self.device)
-        return stream_generate(self.model, self.tokenizer, input_ids, **self.generate_kwargs(opts))
+        kwargs = self.generate_kwargs(opts)
+        kwargs.pop("tokenizer", None)  # stream_generate hands its own to generate
+        return stream_generate(self.model, self.tokenizer, input_ids, **kwargs)
 
     def generate_kwargs(self, options: dict[str, Any]) -> dict[str, Any]:
         kwargs = {k: options[k] for k in GENERATE_OPTIONS if k in options}
-        kwargs.setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+        if "max_length" not in kwargs:
+            kwargs.setdefault("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+        if "stop_strings" in kwargs:
+            kwargs["tokenizer"] = self.tokenizer
         return kwargs
 
     # --- features ----------------------------------------------------------------------------------------------------
@@ -88,7 +97,7 @@ class TextGenerationPipeline(Pipeline):
         ids = list(enc["input_ids"])
         if not ids:
             raise PipelineError(f"{self.task}: the prompt {prompt!r} has no tokens; pass some text")
-        new = options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+        new = options.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS if "max_length" not in options else 1)
         room = self.max_input_length - new
         if room < 1:
             raise PipelineError(f"{self.task}: max_new_tokens={new} leaves no room for the prompt in the model's "
@@ -111,16 +120,21 @@ class TextGenerationPipeline(Pipeline):
         except ValueError as exc:  # generate() checks the sampling options
             raise PipelineError(f"{self.task}: {exc}") from None
         prompt_len = batch["input_ids"].shape[1]
-        return [{"new_ids": row[prompt_len:].cpu()} for row in sequences]
+        n = sequences.shape[0] // len(features)  # num_return_sequences rows per prompt, in prompt order
+        return [{"new_ids": sequences[i * n : (i + 1) * n, prompt_len:].cpu()} for i in range(len(features))]
 
     # --- results -----------------------------------------------------------------------------------------------------
 
     def postprocess(self, item: Any, features: list[Feature], outputs: list[dict[str, Any]], options: dict[str, Any]) -> Any:
-        feature, new_ids = features[0], outputs[0]["new_ids"].tolist()
-        if options.get("return_tensors"):
-            return [{"generated_token_ids": feature.inputs["input_ids"] + new_ids}]
-        text = self.tokenizer.decode(new_ids, skip_special_tokens=options.get("skip_special_tokens", True),
-                                     clean_up_tokenization_spaces=options.get("clean_up_tokenization_spaces"))
-        if options.get("return_full_text", True):
-            text = feature.meta["prompt"] + text
-        return [{"generated_text": text}]
+        feature = features[0]
+        results = []
+        for new_ids in outputs[0]["new_ids"].tolist():  # one per returned sequence
+            if options.get("return_tensors"):
+                results.append({"generated_token_ids": feature.inputs["input_ids"] + new_ids})
+                continue
+            text = self.tokenizer.decode(new_ids, skip_special_tokens=options.get("skip_special_tokens", True),
+                                         clean_up_tokenization_spaces=options.get("clean_up_tokenization_spaces"))
+            if options.get("return_full_text", True):
+                text = feature.meta["prompt"] + text
+            results.append({"generated_text": text})
+        return results

@@ -1,0 +1,116 @@
+"""The model's side of a ``generate`` loop: the prompt once, then one token per row per step, over one cache.
+
+Both loops (greedy/sampling in zoo/generation/mixin.py, beam search in zoo/generation/beam_search.py) ask a
+:class:`ModelRunner` for next-token logits and never touch the model, its masks or its cache themselves:
+
+- the prompt runs once for the prompts as given; when each prompt is continued by several rows (beams, or
+  ``num_return_sequences``), its cache rows and logits are then repeated, instead of running the same prompt
+  again for every row (transformers repeats the prompt before its forward pass; the logits are the same);
+- masks are built once: the prompt's ``(B, 1, L, L)`` causal-and-padding mask and one ``(rows, 1, 1, max_length)``
+  row whose first ``cur`` columns are the decoding mask at each step; without padding there is no mask at all;
+- positions of left-padded rows count real tokens only (``cumsum(mask) - 1``), as transformers' do;
+- after the prompt, a step goes through the model's :meth:`~zoo.generation.GenerationMixin.decoding_step` where it
+  has one (GPT-2's native kernel), else through ``forward`` with ``logits_to_keep=1``; asking for attentions or
+  hidden states always uses ``forward``, which returns them;
+- :meth:`ModelRunner.reorder` picks the rows that live on (beam search), in the cache only: the rows of one prompt
+  share their mask and positions, and beams never move between prompts.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from zoo.generation.cache import KVCache, causal_attention_mask
+
+__all__ = ["ModelRunner"]
+
+
+class ModelRunner:
+    """Next-token logits for ``rows = B * expand`` rows continuing the ``(B, L)`` prompt ``input_ids``."""
+
+    def __init__(self, model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, max_length: int,
+                 expand: int = 1, use_cache: bool = True, output_attentions: bool = False,
+                 output_hidden_states: bool = False) -> None:
+        self.model = model
+        self.prompt = input_ids
+        self.batch, self.prompt_length = input_ids.shape
+        self.expand = expand
+        self.rows = self.batch * expand
+        self.max_length = max_length
+        self.use_cache = use_cache
+        self.extra_outputs = {k: True for k, on in (("output_attentions", output_attentions),
+                                                     ("output_hidden_states", output_hidden_states)) if on}
+        self.attentions: tuple[torch.Tensor, ...] | None = None  # of the last call, when asked for
+        self.hidden_states: tuple[torch.Tensor, ...] | None = None
+        self.cache: KVCache | None = None
+        self._step: Callable[..., torch.Tensor] | None = None
+        device = input_ids.device
+        if attention_mask is not None:
+            self.key_mask: torch.Tensor | None = torch.ones(self.rows, 1, 1, max_length, dtype=torch.bool, device=device)
+            self.key_mask[:, 0, 0, : self.prompt_length] = self._repeat(attention_mask.bool())
+            self.prefill_mask, _ = causal_attention_mask(attention_mask, self.prompt_length, 0, device)
+            self.positions = (attention_mask.long().cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)  # (B, L)
+            last = self._repeat(self.positions[:, -1:])  # (rows, 1)
+            if not use_cache:  # every step runs the whole sequence: positions of all of it
+                after = last + torch.arange(1, max_length - self.prompt_length + 1, device=device)
+                self.all_positions = torch.cat([self._repeat(self.positions), after], dim=1)  # (rows, max_length)
+            self.next_positions: torch.Tensor | None = last
+        else:
+            self.key_mask = self.prefill_mask = self.positions = self.next_positions = None
+
+    def _repeat(self, t: torch.Tensor) -> torch.Tensor:
+        return t.repeat_interleave(self.expand, dim=0) if self.expand > 1 else t
+
+    def _forward(self, input_ids: torch.Tensor, mask: torch.Tensor | None, positions: torch.Tensor | None,
+                 cache: KVCache | None) -> torch.Tensor:
+        """Last-position logits (rows, V) in float32; keeps the attentions / hidden states when asked for."""
+        if not self.extra_outputs:
+            return self.model._forward_for_generation(input_ids, mask, positions, cache)
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                         use_cache=cache is not None, logits_to_keep=1, return_dict=True, **self.extra_outputs)
+        self.attentions = out.attentions if "output_attentions" in self.extra_outputs else None
+        self.hidden_states = out.hidden_states if "output_hidden_states" in self.extra_outputs else None
+        return out.logits[:, -1].float()
+
+    def prefill(self) -> torch.Tensor:
+        """Run the prompt; logits (rows, V) of the first new token."""
+        if self.use_cache:
+            self.cache = self.model.new_kv_cache(self.batch, self.max_length)
+        logits = self._forward(self.prompt, self.prefill_mask, self.positions, self.cache)  # (B, V)
+        if self.expand > 1:
+            index = torch.arange(self.batch, device=logits.device).repeat_interleave(self.expand)
+            if self.cache is not None:
+                self.cache.reorder(index)
+            logits = logits.index_select(0, index)
+            if self.attentions is not None:
+                self.attentions = tuple(a.index_select(0, index) for a in self.attentions)
+            if self.hidden_states is not None:
+                self.hidden_states = tuple(h.index_select(0, index) for h in self.hidden_states)
+        return logits
+
+    def step(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Logits (rows, V) after ``sequences`` (rows, cur): the prompt and every token chosen so far."""
+        cur = sequences.shape[1]
+        if not self.use_cache:
+            mask = self.key_mask[:, 0, 0, :cur].long() if self.key_mask is not None else None
+            positions = self.all_positions[:, :cur] if self.key_mask is not None else None
+            return self._forward(sequences, mask, positions, None)
+        if self.next_positions is not None:
+            self.next_positions = self.next_positions + 1
+        step_mask = self.key_mask[..., :cur] if self.key_mask is not None else None
+        if self.extra_outputs:
+            return self._forward(sequences[:, -1:], step_mask, self.next_positions, self.cache)
+        if self._step is None:  # made when the first token after the prompt needs it
+            assert self.cache is not None
+            self._step = (self.model.decoding_step(self.cache)
+                          or functools.partial(self.model._forward_for_generation, cache=self.cache))
+        return self._step(sequences[:, -1:], step_mask, self.next_positions).float()
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Rows ``index`` (flat, within their prompt's group) carry on, e.g. the beams beam search keeps."""
+        if self.cache is not None:
+            self.cache.reorder(index)
