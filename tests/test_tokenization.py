@@ -390,7 +390,11 @@ def test_padding_to_a_multiple_that_truncation_contradicts(lower):
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda t: t(None), "got NoneType"),
+    (lambda t: t(None), "nothing to encode"),
+    (lambda t: t(None, "a pair"), "text_pair was given without text"),
+    (lambda t: t([["a", 1]]), "a list holding list"),
+    (lambda t: t([("a", "b", "c")]), "a pair is exactly two strings; got one of 3 items"),
+    (lambda t: t([("a", "b")], ["c"]), "already holds .text, text_pair. pairs"),
     (lambda t: t(42), "got int"),
     (lambda t: t(["fine", 3, None]), "a list holding NoneType, int"),
     (lambda t: t([["nested"]]), "a list holding list"),
@@ -406,7 +410,6 @@ def test_padding_to_a_multiple_that_truncation_contradicts(lower):
     (lambda t: t("a", padding=["max_length"]), "padding must be one of"),
     (lambda t: t(["a", "b"], padding=True, padding_side="middle"), "padding_side must be"),
     (lambda t: t([["a"], "b"], is_split_into_words=True), "list of words"),
-    (lambda t: t.decode([[1, 2], [3]]), "use batch_decode"),
     (lambda t: t.encode(["a", "b"]), "encode takes one string"),
 ])
 def test_bad_input_is_a_clear_error(lower, call, message):

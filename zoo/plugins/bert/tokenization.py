@@ -2,7 +2,10 @@
 
 The pipeline is the one transformers builds for BertTokenizer (tokenization_bert.py): BertNormalizer (clean text,
 CJK spacing, accents, lowercase), BertPreTokenizer, WordPiece with ``##`` continuations, and the
-``[CLS] A [SEP] B [SEP]`` template with token types 0/1.
+``[CLS] A [SEP] B [SEP]`` template with token types 0/1. A tokenizer.json is used as saved, except that, as
+transformers rebuilds them on loading, its normalizer follows the lowercasing/accent settings written down
+(``align_normalizer``) and its unknown token and template follow the named special tokens
+(``frame_with_special_tokens``).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo.errors import TokenizerError
-from zoo.tokenization import Tokenizer, _token_content
+from zoo.tokenization import TOKENIZER_FILE, Tokenizer, _token_content
 
 DEFAULTS: dict[str, Any] = {
     "tokenizer_class": "BertTokenizer",
@@ -41,7 +44,7 @@ def read_vocab(path: Any) -> dict[str, int]:
 
 def build_wordpiece(repo: Any, settings: dict[str, Any]) -> Any:
     from tokenizers import Tokenizer as Backend
-    from tokenizers import decoders, normalizers, pre_tokenizers, processors
+    from tokenizers import decoders, normalizers, pre_tokenizers
     from tokenizers.models import WordPiece
 
     if not repo.exists("vocab.txt"):
@@ -60,12 +63,30 @@ def build_wordpiece(repo: Any, settings: dict[str, Any]) -> Any:
     )
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece(prefix="##")
-    backend.post_processor = processors.TemplateProcessing(
-        single=f"{cls}:0 $A:0 {sep}:0",
-        pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
-        special_tokens=[(cls, vocab[cls]), (sep, vocab[sep])],
-    )
+    backend.post_processor = bert_template(cls, vocab[cls], sep, vocab[sep])
     return backend
+
+
+def bert_template(cls: str, cls_id: int, sep: str, sep_id: int) -> Any:
+    """``[CLS] A [SEP]`` and ``[CLS] A [SEP] B [SEP]`` with token types 0/1."""
+    from tokenizers import processors
+
+    return processors.TemplateProcessing(single=f"{cls}:0 $A:0 {sep}:0", pair=f"{cls}:0 $A:0 {sep}:0 $B:1 {sep}:1",
+                                         special_tokens=[(cls, cls_id), (sep, sep_id)])
+
+
+def frame_with_special_tokens(tokenizer: Tokenizer) -> Tokenizer:
+    """Make a loaded tokenizer.json use the tokenizer's named tokens: WordPiece's unknown token and the
+    ``[CLS] A [SEP]`` template, which transformers' BertTokenizer rebuilds from them on every load. So a folder
+    whose tokenizer_config.json names another cls/sep/unk token (as saving after ``tok.sep_token = ...`` writes
+    it) frames text alike in both libraries."""
+    backend = tokenizer.backend_tokenizer
+    unk, cls, sep = tokenizer.unk_token, tokenizer.cls_token, tokenizer.sep_token
+    if unk is not None and type(backend.model).__name__ == "WordPiece" and backend.model.unk_token != unk:
+        backend.model.unk_token = unk
+    if cls is not None and sep is not None:  # both are in the vocabulary now: loading adds missing special tokens
+        backend.post_processor = bert_template(cls, tokenizer.cls_token_id, sep, tokenizer.sep_token_id)
+    return tokenizer
 
 
 #: tokenizer_config.json keys and the BertNormalizer fields they set.
@@ -96,4 +117,5 @@ def align_normalizer(backend: Any, given: dict[str, Any]) -> Any:
 
 def from_files(repo: Any, config: Any = None, **kwargs: Any) -> Tokenizer:
     """The tokenizer factory the BERT plugin registers."""
-    return BertTokenizer.from_repo(repo, build=build_wordpiece, adapt=align_normalizer, defaults=DEFAULTS, **kwargs)
+    tokenizer = BertTokenizer.from_repo(repo, build=build_wordpiece, adapt=align_normalizer, defaults=DEFAULTS, **kwargs)
+    return frame_with_special_tokens(tokenizer) if repo.exists(TOKENIZER_FILE) else tokenizer
