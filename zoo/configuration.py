@@ -25,7 +25,8 @@ CONFIG_NAME = "config.json"
 #: Keyword arguments of from_pretrained that go to the hub client.
 HUB_OPTIONS = frozenset({"revision", "token", "cache_dir", "local_files_only", "force_download"})
 #: Keyword arguments of a model's from_pretrained that say how to load it (not config fields).
-LOADING_OPTIONS = frozenset({"config", "dtype", "torch_dtype", "device", "ignore_mismatched_sizes", "output_loading_info"})
+LOADING_OPTIONS = frozenset({"config", "dtype", "torch_dtype", "device", "ignore_mismatched_sizes", "output_loading_info",
+                             "attn_implementation", "device_map", "use_safetensors"})
 #: transformers' loading options whose meaning zoo always has: accepted from code written for transformers, and
 #: dropped (low_cpu_mem_usage: zoo always builds on the meta device and loads straight into place).
 IGNORED_OPTIONS = frozenset({"low_cpu_mem_usage"})
@@ -61,6 +62,15 @@ class Config:
     tie_word_embeddings: bool = True
     output_hidden_states: bool = False
     output_attentions: bool = False
+    #: False: forward returns ``output.to_tuple()`` unless called with return_dict=True (zoo/model_api.py).
+    return_dict: bool = True
+
+    #: Fields of every config that transformers leaves out of config.json while they hold these defaults
+    #: (``PretrainedConfig.to_diff_dict``); an architecture's own fields are always written.
+    _WRITTEN_ONLY_IF_SET: ClassVar[dict[str, Any]] = {
+        "architectures": None, "problem_type": None, "output_hidden_states": False, "output_attentions": False,
+        "return_dict": True,
+    }
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -201,8 +211,21 @@ class Config:
         out["model_type"] = self.model_type
         return dict(sorted(out.items()))
 
-    def to_json_string(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+    def to_diff_dict(self) -> dict[str, Any]:
+        """What config.json holds: :meth:`to_dict` less the shared fields still at their defaults (transformers'
+        ``to_diff_dict``: no ``"output_attentions": false``, ``"return_dict": true`` or ``"architectures": null``)."""
+        defaults = self._WRITTEN_ONLY_IF_SET
+        return {k: v for k, v in self.to_dict().items() if not (k in defaults and v == defaults[k])}
+
+    def to_json_string(self, use_diff: bool = True) -> str:
+        """config.json's text: sorted keys, two-space indent, as transformers writes it (``use_diff=False``: every
+        field, defaults included)."""
+        return json.dumps(self.to_diff_dict() if use_diff else self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @property
+    def use_return_dict(self) -> bool:
+        """transformers' older name for ``return_dict`` (read-only there too)."""
+        return self.return_dict
 
     @classmethod
     def from_json_file(cls, path: str | os.PathLike[str], **overrides: Any) -> Config:

@@ -8,7 +8,8 @@ tensor straight into place: safetensors are memory-mapped and assigned, not copi
 initialised model. Parameter names equal the published checkpoint keys, so loading is a lookup; where a published
 layout differs (legacy ``gamma``/``beta``, a base-model prefix present or absent, GPT-2's transposed Conv1D), the
 model class declares small key/tensor adapters used both ways, so files stay interchangeable with transformers'
-``PreTrainedModel.from_pretrained`` / ``save_pretrained`` (modeling_utils.py).
+``PreTrainedModel.from_pretrained`` / ``save_pretrained`` (modeling_utils.py). The everyday model API (embeddings and
+their resizing, gradient checkpointing, ``num_parameters``, ``return_dict=False``) is zoo/model_api.py.
 """
 
 from __future__ import annotations
@@ -30,8 +31,9 @@ from zoo.checkpoint import (PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, SAFE_WEIGHTS
                             SAFE_WEIGHTS_NAME, WEIGHTS_NAMES, TensorEntry, open_checkpoint, weight_files)
 from zoo.configuration import CONFIG_NAME, Config, config_from_file, split_hub_kwargs, write_text_atomic
 from zoo.devices import resolve_device
-from zoo.errors import ConfigError, ShapeMismatchError
+from zoo.errors import ConfigError, DeviceError, ModelFileNotFoundError, ShapeMismatchError
 from zoo.loading import match_checkpoint
+from zoo.model_api import GradientCheckpointingLayer, ModelAPIMixin, adjust_tied_bias  # noqa: F401 (re-exported)
 from zoo.outputs import ModelOutput  # noqa: F401 (re-exported: plugins import it from here too)
 
 logger = logging.getLogger(__name__)
@@ -146,7 +148,7 @@ def parse_size(size: int | str) -> int:
 # --- the base class ----------------------------------------------------------------------------------------------------
 
 
-class PreTrainedModel(nn.Module):
+class PreTrainedModel(ModelAPIMixin):
     """A torch module that loads and saves Hub checkpoints unmodified.
 
     Subclasses set ``config_class`` and ``base_model_prefix`` and may declare:
@@ -154,7 +156,9 @@ class PreTrainedModel(nn.Module):
     - ``tied_weights``: ``{target: source}`` parameter names tied when ``config.tie_word_embeddings``;
     - ``checkpoint_key_renames``: ``(pattern, replacement)`` regexes turning legacy checkpoint keys into ours;
     - ``ignore_unexpected`` / ``ignore_missing``: regexes of keys not worth a warning;
-    - ``tensor_from_checkpoint`` / ``tensor_to_checkpoint``: layout adapters, inverse to each other.
+    - ``tensor_from_checkpoint`` / ``tensor_to_checkpoint``: layout adapters, inverse to each other;
+    - ``input_embeddings_name`` / ``output_embeddings_name``: where the token embeddings and the vocabulary
+      projection are (zoo/model_api.py), and :class:`GradientCheckpointingLayer` as the base of the repeated block.
     """
 
     config_class: ClassVar[type[Config]] = Config
@@ -205,10 +209,16 @@ class PreTrainedModel(nn.Module):
         return dict(self.tied_weights) if getattr(self.config, "tie_word_embeddings", True) else {}
 
     def tie_weights(self) -> None:
-        """Make each tied target the very same Parameter as its source (so they stay equal while training)."""
+        """Make each tied target the very same Parameter as its source (so they stay equal while training).
+
+        A projection whose weight is now embeddings of another size (after ``resize_token_embeddings``) gets its
+        bias fitted to it, zeros for the new rows, as transformers' ``_adjust_bias`` does.
+        """
         for target, source in self._tied_pairs().items():
-            owner, _, name = target.rpartition(".")
-            setattr(self.get_submodule(owner), name, self.get_parameter(source))
+            owner_name, _, name = target.rpartition(".")
+            owner = self.get_submodule(owner_name)
+            setattr(owner, name, self.get_parameter(source))
+            adjust_tied_bias(owner)
 
     # --- properties -------------------------------------------------------------------------------------------------
 
@@ -220,17 +230,16 @@ class PreTrainedModel(nn.Module):
     def dtype(self) -> torch.dtype:
         return next(p for p in self.parameters() if p.is_floating_point()).dtype
 
-    def num_parameters(self, only_trainable: bool = False) -> int:
-        return sum(p.numel() for p in self.parameters() if p.requires_grad or not only_trainable)
-
     # --- construction -----------------------------------------------------------------------------------------------
 
     @classmethod
-    def from_config(cls, config: Config, *, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None) -> PreTrainedModel:
+    def from_config(cls, config: Config, *, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None,
+                    torch_dtype: torch.dtype | str | None = None, attn_implementation: str | None = None) -> PreTrainedModel:
         """A freshly initialised model (random weights as transformers initialises them)."""
+        check_attn_implementation(attn_implementation, config)
         target_device = resolve_device(device) if device is not None else None
         model = cls(config)
-        target_dtype = _resolve_dtype(dtype, config)
+        target_dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config)
         return model.to(device=target_device, dtype=target_dtype) if target_device or target_dtype else model
 
     @classmethod
@@ -243,32 +252,42 @@ class PreTrainedModel(nn.Module):
         device: str | torch.device | None = None,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
+        attn_implementation: str | None = None,
+        device_map: Any = None,
+        use_safetensors: bool | None = None,
         **kwargs: Any,
     ) -> Any:
         """Load a model from a folder or a Hub repo id.
 
-        Extra keyword arguments override config fields (``num_labels=3``, ``problem_type=...``); hub options
-        (``revision``, ``token``, ``cache_dir``, ``local_files_only``, ``force_download``) go to the hub client; any
-        other name is refused (zoo/configuration.py, ``Config.check_overrides``). ``dtype`` may be a torch dtype,
-        its name, or ``"auto"`` for the dtype the config records (``torch_dtype`` is its older name); ``device`` a
-        name, a torch.device or ``"auto"``.
+        Extra keyword arguments override config fields (``num_labels=3``, ``problem_type=...``, ``return_dict=False``,
+        ``output_attentions=True``); hub options (``revision``, ``token``, ``cache_dir``, ``local_files_only``,
+        ``force_download``) go to the hub client; any other name is refused (zoo/configuration.py,
+        ``Config.check_overrides``). ``dtype`` may be a torch dtype, its name, or ``"auto"`` for the dtype the config
+        records (``torch_dtype`` is its older name); ``device`` a name, a torch.device or ``"auto"``.
+
+        transformers' loading options, as zoo reads them: ``attn_implementation`` "sdpa" or "eager" (zoo computes
+        attention with scaled_dot_product_attention, the same maths; any other kernel is refused); ``device_map``
+        "auto", one device or ``{"": device}`` (zoo puts the whole model on one device: a map splitting it is
+        refused); ``use_safetensors=True`` loads only safetensors files, ``False`` only pytorch_model.bin (read
+        with ``torch.load(weights_only=True)``).
         """
         from zoo.hub import repo_files
 
-        target_device = resolve_device(device)
         if "torch_dtype" in kwargs:  # transformers' older name
             older = kwargs.pop("torch_dtype")
             dtype = older if dtype is None else dtype
+        target_device = resolve_device(device_from_map(device, device_map))
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
         if config is None:
             config = cls.config_class.from_json_file(repo.require(CONFIG_NAME), **kwargs)
         elif kwargs:
             config = config_from_file(type(config), getattr(config, "_source", "the config"), config.to_dict(), kwargs)
+        check_attn_implementation(attn_implementation, config)
         # errors about a field name the file it came from, or the keyword argument that set it
         source = getattr(config, "_source", "the config passed to from_pretrained")
         overrides = getattr(config, "_overrides", frozenset()) | frozenset(kwargs)
         target_dtype = _resolve_dtype(dtype, config) or torch.float32
-        files = weight_files(repo)
+        files = select_weight_files(repo, use_safetensors)
         with contextlib.ExitStack() as stack:
             entries = open_checkpoint(files, stack)
             with empty_weights():
@@ -276,6 +295,10 @@ class PreTrainedModel(nn.Module):
             found, unexpected, mismatched = match_checkpoint(
                 model, entries, ignore_mismatched_sizes=ignore_mismatched_sizes, source=source, overrides=overrides)
             info = model._load_checkpoint(found, unexpected, mismatched, target_dtype, target_device)
+        if callable(getattr(model, "generate", None)):  # generate's defaults: generation_config.json, or the config's
+            from zoo.generation import load_generation_config
+
+            model.generation_config = load_generation_config(repo, config)
         model.eval()
         return (model, info) if output_loading_info else model
 
@@ -329,6 +352,8 @@ class PreTrainedModel(nn.Module):
         # a mismatched tensor was in the checkpoint: it gets its own warning, not the missing one
         reported_missing = [k for k in expected if k not in found and k not in mismatched_keys
                             and not any(re.search(p, k) for p in self.ignore_missing)]
+        # a tied copy of a new tensor is new too: transformers lists both (a decoder bias tied to a new head's bias)
+        reported_missing += [target for target, source in tied.items() if source in reported_missing]
         name = type(self).__name__
         if reported_missing:
             logger.warning(
@@ -402,7 +427,8 @@ class PreTrainedModel(nn.Module):
         return out
 
     def save_pretrained(self, folder: str | os.PathLike[str], *, max_shard_size: int | str = "5GB") -> Path:
-        """Write config.json and model.safetensors (sharded with an index above ``max_shard_size``).
+        """Write config.json and model.safetensors (sharded with an index above ``max_shard_size``), and
+        generation_config.json for a model that can generate.
 
         Files are written through temporary names and renamed, so a failure leaves the folder as it was; weight
         files of an earlier save in the same folder that the new one does not use are removed.
@@ -449,6 +475,8 @@ class PreTrainedModel(nn.Module):
             if stale.name not in keep:
                 stale.unlink(missing_ok=True)
         self.config.save_pretrained(folder)
+        if callable(getattr(self, "generate", None)):  # as transformers does for every model that can generate
+            self.generation_config.save_pretrained(folder)
         return folder
 
 
@@ -467,3 +495,86 @@ def _resolve_dtype(dtype: torch.dtype | str | None, config: Config) -> torch.dty
         raise ConfigError(f"dtype {str(dtype)[:40]!r}{where} is not a torch dtype; use e.g. torch.float16, "
                           f"'bfloat16' or 'auto'")
     return resolved
+
+
+# --- transformers' loading options ------------------------------------------------------------------------------------
+
+#: The attention implementations zoo computes: both are scaled dot-product attention, the same maths.
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+#: device_map strategies that spread a model over several GPUs; zoo loads a model onto one device.
+_SPLITTING_DEVICE_MAPS = ("balanced", "balanced_low_0", "sequential")
+
+
+def check_attn_implementation(attn_implementation: Any, config: Config) -> None:
+    """Accept transformers' "sdpa" and "eager" (and None); refuse kernels zoo does not have, before any weight is read.
+
+    The choice is kept as ``config._attn_implementation``, where transformers keeps it (never written to config.json).
+    """
+    if attn_implementation is None:
+        return
+    if attn_implementation not in ATTN_IMPLEMENTATIONS:
+        raise ConfigError(f"attn_implementation={str(attn_implementation)[:60]!r} is not available in zoo: zoo computes "
+                          f"attention with torch's scaled_dot_product_attention, which is 'sdpa' (and 'eager', the "
+                          f"same maths spelled out, is accepted too); pass one of {', '.join(ATTN_IMPLEMENTATIONS)} "
+                          f"or leave attn_implementation out")
+    config._attn_implementation = attn_implementation  # type: ignore[attr-defined]
+
+
+def device_from_map(device: Any, device_map: Any) -> Any:
+    """The one device that transformers' ``device_map`` names: "auto", a device, or ``{"": device}``; a map that
+    would split the model over several devices is a DeviceError (zoo puts a whole model on one device)."""
+    if device_map is None:
+        return device
+    asked = device_map
+    if isinstance(device_map, dict):
+        if set(device_map) != {""}:
+            shown = ", ".join(f"{k!r}: {v!r}" for k, v in list(device_map.items())[:4])
+            raise DeviceError(f"device_map={{{shown}{', ...' if len(device_map) > 4 else ''}}} places parts of the "
+                              f"model on different devices, and zoo loads a whole model onto one device; pass "
+                              f"device_map='auto', one device (device_map='cuda:0') or device=...")
+        device_map = device_map[""]
+    if isinstance(device_map, str) and device_map in _SPLITTING_DEVICE_MAPS:
+        raise DeviceError(f"device_map={device_map!r} spreads a model over several GPUs, and zoo loads a whole model "
+                          f"onto one device; pass device_map='auto' (the best single device) or a device such as 'cuda:0'")
+    if device is not None and resolve_device(device) != resolve_device(device_map):
+        raise DeviceError(f"device={device!r} and device_map={asked!r} name different devices; pass only one of them")
+    return device_map
+
+
+class _WeightsView:
+    """A model's files with some weight-file names hidden, so ``weight_files`` picks among the others."""
+
+    def __init__(self, repo: Any, hidden: frozenset[str]) -> None:
+        self.repo, self.hidden, self.identifier = repo, hidden, repo.identifier
+
+    def exists(self, filename: str) -> bool:
+        return filename not in self.hidden and self.repo.exists(filename)
+
+    def get(self, filename: str) -> Path | None:
+        return None if filename in self.hidden else self.repo.get(filename)
+
+    def require(self, filename: str) -> Path:
+        return self.repo.require(filename)
+
+
+def select_weight_files(repo: Any, use_safetensors: bool | None) -> list[Path]:
+    """The weight files to load: zoo's preference (safetensors, then pytorch_model.bin) when ``use_safetensors`` is
+    None; only safetensors when True; only pytorch_model.bin (or its sharded index) when False, as transformers."""
+    if use_safetensors is None:
+        return weight_files(repo)
+    if not isinstance(use_safetensors, bool):
+        raise ConfigError(f"use_safetensors={use_safetensors!r} is not a bool; pass True (safetensors only), False "
+                          f"(pytorch_model.bin only) or leave it out")
+    safe = frozenset({SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME})
+    pickled = frozenset({PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME})
+    wanted, hidden = (safe, pickled) if use_safetensors else (pickled, safe)
+    if not any(repo.exists(name) for name in wanted):
+        if use_safetensors:
+            raise ModelFileNotFoundError(
+                f"{repo.identifier} has no {SAFE_WEIGHTS_NAME} (nor {SAFE_WEIGHTS_INDEX_NAME}), and use_safetensors=True "
+                f"refuses {PT_WEIGHTS_NAME}; load without use_safetensors=True (the .bin is read with "
+                f"weights_only=True) and save_pretrained to write safetensors")
+        raise ModelFileNotFoundError(
+            f"{repo.identifier} has no {PT_WEIGHTS_NAME} (nor {PT_WEIGHTS_INDEX_NAME}), which use_safetensors=False "
+            f"asks for; leave use_safetensors out to load its safetensors weights")
+    return weight_files(_WeightsView(repo, hidden))

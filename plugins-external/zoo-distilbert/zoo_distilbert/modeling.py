@@ -2,7 +2,9 @@
 
 Parameter names are those of the published checkpoints (transformers' modeling_distilbert.py:
 ``distilbert.transformer.layer.0.attention.q_lin.weight``, ``vocab_projector``, ``pre_classifier``), so Hub
-checkpoints load unmodified. A 6-layer post-norm BERT without token types or pooler.
+checkpoints load unmodified. A 6-layer post-norm BERT without token types or pooler. Each block is a
+:class:`~zoo.modeling.GradientCheckpointingLayer`; the embedding paths below give it zoo's model API
+(``get_input_embeddings``, ``resize_token_embeddings``, ...).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from torch import nn
 
 from zoo.activations import get_activation
 from zoo.errors import ConfigError
-from zoo.modeling import PreTrainedModel, classification_loss, key_padding_mask, span_loss
+from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, key_padding_mask, span_loss
 from zoo.outputs import (BaseModelOutput, MaskedLMOutput, QuestionAnsweringOutput, SequenceClassifierOutput,
                          TokenClassifierOutput)
 from zoo_distilbert.config import DistilBertConfig
@@ -91,7 +93,7 @@ class DistilBertFFN(nn.Module):
         return self.dropout(self.lin2(self.act(self.lin1(x))))  # (B, T, D)
 
 
-class DistilBertBlock(nn.Module):
+class DistilBertBlock(GradientCheckpointingLayer):
     """Post-norm: x = LN(x + attn(x)); x = LN(x + ffn(x))."""
 
     def __init__(self, config: DistilBertConfig) -> None:
@@ -126,6 +128,8 @@ class DistilBertPreTrainedModel(PreTrainedModel):
 
 
 class DistilBertModel(DistilBertPreTrainedModel):
+    input_embeddings_name = "embeddings.word_embeddings"
+
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
         self.embeddings = DistilBertEmbeddings(config)
@@ -152,6 +156,7 @@ class DistilBertModel(DistilBertPreTrainedModel):
 
 class DistilBertForMaskedLM(DistilBertPreTrainedModel):
     tied_weights = {"vocab_projector.weight": "distilbert.embeddings.word_embeddings.weight"}
+    output_embeddings_name = "vocab_projector"
 
     def __init__(self, config: DistilBertConfig) -> None:
         super().__init__(config)
@@ -164,7 +169,8 @@ class DistilBertForMaskedLM(DistilBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, labels=None,
                 output_hidden_states=None, output_attentions=None) -> MaskedLMOutput:
-        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
+        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states,
+                              output_attentions, return_dict=True)
         h = self.vocab_layer_norm(self.act(self.vocab_transform(out.last_hidden_state)))  # (B, T, D)
         logits = self.vocab_projector(h)  # (B, T, V)
         loss = F.cross_entropy(logits.view(-1, logits.size(-1)), labels.view(-1)) if labels is not None else None
@@ -184,7 +190,8 @@ class DistilBertForSequenceClassification(DistilBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, labels=None,
                 output_hidden_states=None, output_attentions=None) -> SequenceClassifierOutput:
-        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
+        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states,
+                              output_attentions, return_dict=True)
         pooled = self.dropout(F.relu(self.pre_classifier(out.last_hidden_state[:, 0])))  # (B, D)
         logits = self.classifier(pooled)  # (B, num_labels)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
@@ -201,7 +208,8 @@ class DistilBertForTokenClassification(DistilBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, labels=None,
                 output_hidden_states=None, output_attentions=None) -> TokenClassifierOutput:
-        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
+        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states,
+                              output_attentions, return_dict=True)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1)) if labels is not None else None
         return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
@@ -220,7 +228,8 @@ class DistilBertForQuestionAnswering(DistilBertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, inputs_embeds=None, position_ids=None, start_positions=None,
                 end_positions=None, output_hidden_states=None, output_attentions=None) -> QuestionAnsweringOutput:
-        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states, output_attentions)
+        out = self.distilbert(input_ids, attention_mask, inputs_embeds, position_ids, output_hidden_states,
+                              output_attentions, return_dict=True)
         logits = self.qa_outputs(self.dropout(out.last_hidden_state))  # (B, T, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))  # (B, T) each
         loss = (span_loss(start_logits, end_logits, start_positions, end_positions)

@@ -2,7 +2,9 @@
 
 Module and parameter names are those of the published checkpoints (transformers' modeling_bert.py), so a Hub
 checkpoint loads as a lookup: ``bert.encoder.layer.0.attention.self.query.weight`` is that very tensor here.
-Attention runs through ``torch.nn.functional.scaled_dot_product_attention``.
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention``. Each :class:`BertLayer` is a
+:class:`~zoo.modeling.GradientCheckpointingLayer`, and the everyday model API (embeddings, resizing, ``return_dict``)
+comes from zoo/model_api.py through the two embedding paths the classes declare.
 """
 
 from __future__ import annotations
@@ -14,12 +16,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.activations import get_activation
-from zoo.modeling import PreTrainedModel, classification_loss, key_padding_mask, span_loss
-from zoo.outputs import (BaseModelOutputWithPooling, MaskedLMOutput, ModelOutput, QuestionAnsweringOutput,
-                         SequenceClassifierOutput, TokenClassifierOutput)
+from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, key_padding_mask, span_loss
+from zoo.outputs import (MaskedLMOutput, ModelOutput, QuestionAnsweringOutput, SequenceClassifierOutput,
+                         TokenClassifierOutput)
 from zoo.plugins.bert.config import BertConfig
 
 # --- outputs -------------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):
+    """transformers' output of the bare encoder. ``cross_attentions`` is the empty tuple whenever ``attentions`` are
+    returned (an encoder has none), as in transformers, so ``to_tuple()`` has the same entries in both."""
+
+    last_hidden_state: torch.Tensor
+    pooler_output: torch.Tensor | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -156,7 +170,7 @@ class BertOutput(nn.Module):
 # --- layer and encoder ---------------------------------------------------------------------------------------------------
 
 
-class BertLayer(nn.Module):
+class BertLayer(GradientCheckpointingLayer):
     def __init__(self, config: BertConfig) -> None:
         super().__init__()
         self.attention = BertAttention(config)
@@ -220,6 +234,7 @@ class BertPreTrainedModel(PreTrainedModel):
 
 class BertModel(BertPreTrainedModel):
     embeddings_class = BertEmbeddings
+    input_embeddings_name = "embeddings.word_embeddings"
 
     def __init__(self, config: BertConfig, add_pooling_layer: bool = True) -> None:
         super().__init__(config)
@@ -237,7 +252,7 @@ class BertModel(BertPreTrainedModel):
         inputs_embeds: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
-    ) -> BaseModelOutputWithPooling:
+    ) -> BaseModelOutputWithPoolingAndCrossAttentions:
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
         output_hidden_states = self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
@@ -246,7 +261,8 @@ class BertModel(BertPreTrainedModel):
         mask = key_padding_mask(attention_mask)  # (B, 1, 1, T) or None
         x, hidden_states, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
         pooled = self.pooler(x) if self.pooler is not None else None
-        return BaseModelOutputWithPooling(x, pooled, hidden_states, attentions)
+        return BaseModelOutputWithPoolingAndCrossAttentions(x, pooled, hidden_states, attentions,
+                                                            () if output_attentions else None)
 
 
 # --- heads ---------------------------------------------------------------------------------------------------------------
@@ -302,6 +318,13 @@ class BertPreTrainingHeads(nn.Module):
 class _BertMLMBase(BertPreTrainedModel):
     tied_weights = {"cls.predictions.decoder.weight": "bert.embeddings.word_embeddings.weight",
                     "cls.predictions.decoder.bias": "cls.predictions.bias"}
+    output_embeddings_name = "cls.predictions.decoder"
+
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
+        """The decoder, and its bias as the head's ``bias`` too (as transformers sets both), so a resized untied
+        decoder saves a ``cls.predictions.bias`` of its own size."""
+        super().set_output_embeddings(new_embeddings)
+        self.cls.predictions.bias = new_embeddings.bias
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -318,7 +341,8 @@ class BertForPreTraining(_BertMLMBase):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, next_sentence_label=None, output_hidden_states=None, output_attentions=None) -> PreTrainingOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+                        output_attentions, return_dict=True)
         prediction_logits, nsp_logits = self.cls(out.last_hidden_state, out.pooler_output)  # (B, T, V), (B, 2)
         loss = None
         if labels is not None and next_sentence_label is not None:
@@ -336,7 +360,8 @@ class BertForMaskedLM(_BertMLMBase):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, output_hidden_states=None, output_attentions=None) -> MaskedLMOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+                        output_attentions, return_dict=True)
         logits = self.cls(out.last_hidden_state)  # (B, T, V)
         loss = F.cross_entropy(logits.view(-1, self.config.vocab_size), labels.view(-1)) if labels is not None else None
         return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
@@ -355,7 +380,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, output_hidden_states=None, output_attentions=None) -> SequenceClassifierOutput:
-        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+                        output_attentions, return_dict=True)
         logits = self.classifier(self.dropout(out.pooler_output))  # (B, num_labels)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
         return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
@@ -372,7 +398,8 @@ class BertForTokenClassification(BertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, output_hidden_states=None, output_attentions=None) -> TokenClassifierOutput:
-        out = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                              output_hidden_states, output_attentions, return_dict=True)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = F.cross_entropy(logits.view(-1, self.config.num_labels), labels.view(-1)) if labels is not None else None
         return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
@@ -387,7 +414,8 @@ class BertForQuestionAnswering(BertPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 start_positions=None, end_positions=None, output_hidden_states=None, output_attentions=None) -> QuestionAnsweringOutput:
-        out = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.base_model(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds,
+                              output_hidden_states, output_attentions, return_dict=True)
         logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))  # (B, T) each
         loss = span_loss(start_logits, end_logits, start_positions, end_positions) if start_positions is not None and end_positions is not None else None

@@ -150,6 +150,7 @@ class ResNetEncoder(nn.Module):
 class ResNetPreTrainedModel(PreTrainedModel):
     config_class = ResNetConfig
     base_model_prefix = "resnet"
+    main_input_name = "pixel_values"
     # a checkpoint saved before torch tracked batches has no counter; its default (0) is right
     ignore_missing = (r"num_batches_tracked$",)
 
@@ -198,7 +199,7 @@ class ResNetForImageClassification(ResNetPreTrainedModel):
 
     def forward(self, pixel_values: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 output_hidden_states: bool | None = None, **kwargs) -> ImageClassifierOutput:
-        out = self.resnet(pixel_values, output_hidden_states)
+        out = self.resnet(pixel_values, output_hidden_states, return_dict=True)
         logits = self.classifier(out.pooler_output)  # (B, num_labels)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
         return ImageClassifierOutput(loss, logits, out.hidden_states)

@@ -20,6 +20,7 @@ from zoo.plugins.cnn.modeling import BaseModelOutputWithPoolingAndNoAttention, I
 class SimpleCNNPreTrainedModel(PreTrainedModel):
     config_class = SimpleCNNConfig
     base_model_prefix = ""
+    main_input_name = "pixel_values"
 
     def post_init(self) -> None:
         """Nothing to add: torch's constructors already gave every layer its default init, the tutorial's, so the

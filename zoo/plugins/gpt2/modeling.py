@@ -5,7 +5,9 @@ Module and parameter names are those of the published checkpoints (transformers'
 ``transformer.h.0.attn.c_attn.weight`` is a lookup, and the weights keep the published layout (see GPT2Conv1D):
 files written by ``save_pretrained`` are byte-compatible with transformers' in both directions. Attention runs
 through ``torch.nn.functional.scaled_dot_product_attention``, with the key/value cache of zoo.generation; the
-LM head inherits ``generate`` from :class:`zoo.generation.GenerationMixin`.
+LM head inherits ``generate`` from :class:`zoo.generation.GenerationMixin`. As in transformers, a forward pass
+returns its cache unless ``use_cache=False`` (``config.use_cache`` is the default), except under gradient
+checkpointing in training, where the cache would be written twice (the backward pass replays each block).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from zoo import native
 from zoo.activations import get_activation
 from zoo.generation import (DecodingProjection, GenerationMixin, KVCache, causal_attention_mask, decode_matmul,
                             decoding_weight, has_forward_hooks, project_for_decoding)
-from zoo.modeling import PreTrainedModel, classification_loss, span_loss
+from zoo.model_api import warn_once
+from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import ModelOutput, QuestionAnsweringOutput, TokenClassifierOutput
 from zoo.plugins.gpt2.config import GPT2Config
 
@@ -35,24 +38,43 @@ NATIVE_MAX_ROWS = 8
 # --- outputs -------------------------------------------------------------------------------------------------------------
 
 
+# transformers' BaseModelOutputWithPastAndCrossAttentions and CausalLMOutputWithCrossAttentions: GPT-2 has no
+# cross-attention here, and ``cross_attentions`` is the empty tuple whenever ``attentions`` are returned, as there,
+# so ``to_tuple()`` has the same entries in both libraries. transformers 5 calls the cache ``cache``: both names read.
+
+
+class _CacheAlias:
+    @property
+    def cache(self) -> KVCache | None:
+        return self.past_key_values  # type: ignore[attr-defined]
+
+
 @dataclass
-class BaseModelOutputWithPast(ModelOutput):
+class BaseModelOutputWithPast(_CacheAlias, ModelOutput):
     last_hidden_state: torch.Tensor
     past_key_values: KVCache | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
-class CausalLMOutputWithPast(ModelOutput):
+class CausalLMOutputWithPast(_CacheAlias, ModelOutput):
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
     past_key_values: KVCache | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
 
 
-SequenceClassifierOutputWithPast = CausalLMOutputWithPast
+@dataclass
+class SequenceClassifierOutputWithPast(_CacheAlias, ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: KVCache | None = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
 
 
 # --- Conv1D --------------------------------------------------------------------------------------------------------------
@@ -150,7 +172,7 @@ class GPT2MLP(nn.Module):
 # --- block and model -----------------------------------------------------------------------------------------------------
 
 
-class GPT2Block(nn.Module):
+class GPT2Block(GradientCheckpointingLayer):
     """Pre-norm residual block: x + attn(ln_1(x)), then x + mlp(ln_2(x))."""
 
     def __init__(self, config: GPT2Config, layer_idx: int) -> None:
@@ -185,6 +207,8 @@ class GPT2PreTrainedModel(PreTrainedModel):
 
 
 class GPT2Model(GPT2PreTrainedModel):
+    input_embeddings_name = "wte"
+
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)
@@ -208,8 +232,9 @@ class GPT2Model(GPT2PreTrainedModel):
     ) -> BaseModelOutputWithPast:
         """``attention_mask``: (B, past + T) 1/0 padding mask, or a boolean (B, 1, T, past + T) mask used as is.
 
-        A cache is kept only when asked for (``use_cache=True`` or a ``past_key_values`` to extend): a plain
-        forward pass allocates none. Positions count from the cached length unless ``position_ids`` are given.
+        The cache (``past_key_values``, extended, or a new one) is returned when ``use_cache`` (default
+        ``config.use_cache``, True for GPT-2), as transformers returns it. Positions count from the cached length
+        unless ``position_ids`` are given.
         """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("pass exactly one of input_ids or inputs_embeds")
@@ -218,7 +243,13 @@ class GPT2Model(GPT2PreTrainedModel):
         if inputs_embeds is None:
             inputs_embeds = self.wte(input_ids)  # (B, T, C)
         B, T = inputs_embeds.shape[:2]
+        use_cache = self.config.use_cache if use_cache is None else use_cache
         cache = past_key_values
+        if self.training and torch.is_grad_enabled() and any(block.gradient_checkpointing for block in self.h):
+            if use_cache or cache is not None:
+                warn_once(logger, "use_cache=True is incompatible with gradient checkpointing (the backward pass "
+                                  "replays each block, which would write the cache twice): setting use_cache=False")
+            use_cache, cache = False, None
         if cache is None and use_cache:
             cache = self.new_cache(B, T)
         elif cache is not None and not isinstance(cache, KVCache):
@@ -250,8 +281,9 @@ class GPT2Model(GPT2PreTrainedModel):
             hidden_states.append(x)
         if cache is not None:
             cache.advance(T)
-        return BaseModelOutputWithPast(x, cache, tuple(hidden_states) if output_hidden_states else None,
-                                       tuple(attentions) if output_attentions else None)
+        return BaseModelOutputWithPast(x, cache if use_cache else None,
+                                       tuple(hidden_states) if output_hidden_states else None,
+                                       tuple(attentions) if output_attentions else None, () if output_attentions else None)
 
     def new_cache(self, batch_size: int, capacity: int) -> KVCache:
         c = self.config
@@ -266,6 +298,7 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
     """Next-token logits through the (tied) word embeddings; ``generate`` comes from GenerationMixin."""
 
     tied_weights = {"lm_head.weight": "transformer.wte.weight"}
+    output_embeddings_name = "lm_head"
 
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
@@ -298,7 +331,7 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
         scores only the last n positions (generation needs 1), sparing most of the largest matmul of the model;
         without autograd on CPU it reads a transposed copy of the output embedding, kept for decoding."""
         out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                               use_cache, output_hidden_states, output_attentions)
+                               use_cache, output_hidden_states, output_attentions, return_dict=True)
         h = out.last_hidden_state
         if logits_to_keep:
             # a decoding step: project through the layout that streams fastest (see project_for_decoding)
@@ -309,7 +342,8 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
         if labels is not None:
             shift_logits = logits[:, :-1].float().reshape(-1, logits.shape[-1])
             loss = F.cross_entropy(shift_logits, labels[:, 1:].reshape(-1).to(logits.device), ignore_index=-100)
-        return CausalLMOutputWithPast(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
+        return CausalLMOutputWithPast(loss, logits, out.past_key_values, out.hidden_states, out.attentions,
+                                      out.cross_attentions)
 
 
 class GPT2DecodingStep:
@@ -428,7 +462,7 @@ class GPT2ForSequenceClassification(GPT2PreTrainedModel):
                 inputs_embeds=None, labels=None, use_cache=None, output_hidden_states=None,
                 output_attentions=None) -> SequenceClassifierOutputWithPast:
         out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                               use_cache, output_hidden_states, output_attentions)
+                               use_cache, output_hidden_states, output_attentions, return_dict=True)
         h = out.last_hidden_state  # (B, T, C)
         B = h.shape[0]
         pad = self.config.pad_token_id
@@ -459,8 +493,9 @@ class GPT2ForTokenClassification(GPT2PreTrainedModel):
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
                 inputs_embeds=None, labels=None, use_cache=None, output_hidden_states=None,
                 output_attentions=None) -> TokenClassifierOutput:
+        # the output has no cache: none is made (a given one is still read and extended)
         out = self.transformer(input_ids, past_key_values, attention_mask, token_type_ids, position_ids, inputs_embeds,
-                               use_cache, output_hidden_states, output_attentions)
+                               False, output_hidden_states, output_attentions, return_dict=True)
         logits = self.classifier(self.dropout(out.last_hidden_state))  # (B, T, num_labels)
         loss = F.cross_entropy(logits.view(-1, logits.shape[-1]), labels.view(-1)) if labels is not None else None
         return TokenClassifierOutput(loss, logits, out.hidden_states, out.attentions)
@@ -476,8 +511,8 @@ class GPT2ForQuestionAnswering(GPT2PreTrainedModel):
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 start_positions=None, end_positions=None, output_hidden_states=None,
                 output_attentions=None) -> QuestionAnsweringOutput:
-        out = self.transformer(input_ids, None, attention_mask, token_type_ids, position_ids, inputs_embeds, None,
-                               output_hidden_states, output_attentions)
+        out = self.transformer(input_ids, None, attention_mask, token_type_ids, position_ids, inputs_embeds, False,
+                               output_hidden_states, output_attentions, return_dict=True)
         logits = self.qa_outputs(out.last_hidden_state)  # (B, T, 2)
         start_logits, end_logits = (t.squeeze(-1).contiguous() for t in logits.split(1, dim=-1))  # (B, T) each
         loss = None

@@ -126,6 +126,13 @@ class RobertaClassificationHead(nn.Module):
 class RobertaForMaskedLM(RobertaPreTrainedModel):
     tied_weights = {"lm_head.decoder.weight": "roberta.embeddings.word_embeddings.weight",
                     "lm_head.decoder.bias": "lm_head.bias"}
+    output_embeddings_name = "lm_head.decoder"
+
+    def set_output_embeddings(self, new_embeddings: nn.Module) -> None:
+        """The decoder, and its bias as ``lm_head.bias`` too: transformers leaves that one at the old size after an
+        untied resize, which its own loading then refuses; here the saved ``lm_head.bias`` fits the vocabulary."""
+        super().set_output_embeddings(new_embeddings)
+        self.lm_head.bias = new_embeddings.bias
 
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__(config)
@@ -135,7 +142,8 @@ class RobertaForMaskedLM(RobertaPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, output_hidden_states=None, output_attentions=None) -> MaskedLMOutput:
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+                           output_attentions, return_dict=True)
         logits = self.lm_head(out.last_hidden_state)  # (B, T, V)
         loss = F.cross_entropy(logits.view(-1, self.config.vocab_size), labels.view(-1)) if labels is not None else None
         return MaskedLMOutput(loss, logits, out.hidden_states, out.attentions)
@@ -152,7 +160,8 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
                 labels=None, output_hidden_states=None, output_attentions=None) -> SequenceClassifierOutput:
-        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states, output_attentions)
+        out = self.roberta(input_ids, attention_mask, token_type_ids, position_ids, inputs_embeds, output_hidden_states,
+                           output_attentions, return_dict=True)
         logits = self.classifier(out.last_hidden_state)  # (B, num_labels)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
         return SequenceClassifierOutput(loss, logits, out.hidden_states, out.attentions)
