@@ -101,7 +101,7 @@ class SentenceEmbedder:
                 idx = order[start:start + batch_size]
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.model.device)
-                hidden = self.model(**batch).last_hidden_state  # (B, T, H)
+                hidden = self.model(**batch, return_dict=True).last_hidden_state  # (B, T, H)
                 vectors = pool(hidden, batch["attention_mask"], self.pooling)  # (B, H)
                 if self.normalize:
                     vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)

@@ -158,7 +158,7 @@ class Pipeline(ABC):
 
     def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         """Model outputs for a padded batch, as tensors with the batch first (default: the logits)."""
-        return {"logits": self.model(**batch).logits}
+        return {"logits": self.model(**batch, return_dict=True).logits}
 
     @abstractmethod
     def postprocess(self, item: Any, features: list[Feature], outputs: list[dict[str, Any]], options: dict[str, Any]) -> Any:

@@ -65,7 +65,7 @@ class FeatureExtractionPipeline(Pipeline):
         return [[self.features_of(enc, row)] for row in range(len(texts))]
 
     def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-        hidden = self.model(**batch).last_hidden_state  # (B, T, H)
+        hidden = self.model(**batch, return_dict=True).last_hidden_state  # (B, T, H)
         pooling = options.get("pooling")
         if pooling is None:
             return {"hidden": hidden}

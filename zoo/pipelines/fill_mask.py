@@ -92,7 +92,7 @@ class FillMaskPipeline(Pipeline):
 
     def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
         torch = self._torch
-        logits = self.model(**batch).logits  # (B, T, V)
+        logits = self.model(**batch, return_dict=True).logits  # (B, T, V)
         is_mask = batch["input_ids"] == self.tokenizer.mask_token_id  # (B, T)
         # gather only the masked rows (B, M, V): the full (B, T, V) would be hundreds of MB for a 50k vocabulary
         most = int(is_mask.sum(dim=1).max())

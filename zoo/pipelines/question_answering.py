@@ -149,7 +149,7 @@ class QuestionAnsweringPipeline(Pipeline):
         return features
 
     def forward(self, batch: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-        out = self.model(**batch)
+        out = self.model(**batch, return_dict=True)
         return {"start": out.start_logits, "end": out.end_logits}
 
     # --- decoding ----------------------------------------------------------------------------------------------------
