@@ -30,9 +30,11 @@ def test_every_hookspec_has_a_test(hook):
     assert any(f"def {hook}(" in p.read_text(encoding="utf-8") for p in tests), f"no test implements {hook}"
 
 
-@pytest.mark.parametrize("page", ["guide.md", "plugins.md", "hub.md", "pipelines.md", "training.md"])
+@pytest.mark.parametrize("page", ["guide.md", "plugins.md", "hub.md", "pipelines.md", "training.md", "migrating.md",
+                                  "tokenizers.md", "chat_templates.md", "generation.md", "model-api.md"])
 def test_user_guide_pages_exist(page):
     assert (ROOT / "docs" / page).stat().st_size > 500
+    assert f"(docs/{page})" in (ROOT / "README.md").read_text(encoding="utf-8"), f"README.md does not link docs/{page}"
 
 
 # --- every ```python block of README.md and docs/*.md runs ----------------------------------------------------------------

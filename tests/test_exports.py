@@ -193,3 +193,14 @@ def test_set_seed_repeats_python_torch_and_numpy_draws():
 def test_set_seed_refuses_what_the_generators_cannot_take(seed):
     with pytest.raises(zoo.ZooError, match="set_seed takes an integer"):
         zoo.set_seed(seed)
+
+
+def test_tokenizer_loaders_refuse_remote_code_and_drop_use_fast(minilm, tmp_path):
+    for load in (zoo.AutoTokenizer.from_pretrained, zoo.BertTokenizer.from_pretrained):
+        with pytest.raises(ConfigError, match="trust_remote_code=True was passed, but zoo never runs code"):
+            load(minilm, trust_remote_code=True)
+        tok = load(minilm, trust_remote_code=False, use_fast=False)
+        assert "use_fast" not in tok.init_kwargs and "trust_remote_code" not in tok.init_kwargs
+    tok.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
+    assert "use_fast" not in saved and "trust_remote_code" not in saved

@@ -76,6 +76,7 @@ class AutoTokenizer:
     def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
         from zoo.tokenization import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, Tokenizer
 
+        check_tokenizer_options(kwargs)
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
         named = tokenizer_class_of(repo)
         arch = tokenizer_architecture(named) if named else None
@@ -91,6 +92,16 @@ class AutoTokenizer:
                               f"there is no {TOKENIZER_FILE} to load without it; install the plugin for that model, or "
                               f"add a config.json whose model_type names a registered architecture")
         return Tokenizer.from_repo(repo, **kwargs)  # a bare tokenizer.json needs no architecture
+
+
+def check_tokenizer_options(kwargs: dict[str, Any]) -> None:
+    """Drop the loading options transformers' tokenizers take that are no settings (they would otherwise be saved
+    into tokenizer_config.json), and refuse remote code, as the model and config loaders do."""
+    kwargs.pop("use_fast", None)  # there is one tokenizer implementation, the Rust one transformers calls fast
+    if kwargs.pop("trust_remote_code", False):
+        raise ConfigError("trust_remote_code=True was passed, but zoo never runs code from a model repository; "
+                          "install a zoo plugin that provides this tokenizer (`zoo plugins` lists the registered ones) "
+                          "and load without trust_remote_code (False is accepted and ignored)")
 
 
 #: tokenizer_class values that mean "just tokenizer.json" (transformers 4's and 5's generic fast tokenizer).
@@ -122,6 +133,7 @@ def build_tokenizer(arch: Architecture, repo: RepoFiles, **kwargs: Any) -> Any:
     architecture's)."""
     from zoo.registry import resolve_import
 
+    check_tokenizer_options(kwargs)
     if arch.tokenizer is None:
         raise ConfigError(f"model_type '{arch.model_type}' registers no tokenizer; it takes no text input, or its "
                           f"plugin is incomplete")
