@@ -96,3 +96,18 @@ def test_zoo_run_streams_plain_text_and_writes_json_otherwise(gen, gpt2, capsys)
     import json
 
     assert json.loads(capsys.readouterr().out) == [{"generated_text": PROMPTS[2] + continuation}]
+
+
+def test_beams_and_several_sequences_match_transformers_in_the_pipeline_and_zoo_run(gen, gpt2, capsys):
+    import json
+
+    from zoo.cli import main
+
+    reference = hf_pipeline("text-generation", gpt2)
+    options = dict(max_new_tokens=8, num_beams=3, num_return_sequences=2, length_penalty=0.5, early_stopping=True)
+    expected = reference(PROMPTS[1], do_sample=False, **options)
+    assert len(expected) == 2 and gen(PROMPTS[1], **options) == expected
+    argv = ["run", "text-generation", "--model", str(gpt2), PROMPTS[1]] + [
+        arg for key, value in options.items() for arg in ("-o", f"{key}={json.dumps(value)}")]
+    assert main(argv) == 0
+    assert json.loads(capsys.readouterr().out) == expected
