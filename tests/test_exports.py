@@ -4,6 +4,7 @@ resolution without config.json, and ``zoo.set_seed``."""
 from __future__ import annotations
 
 import json
+import os
 import random
 import subprocess
 import sys
@@ -204,3 +205,16 @@ def test_tokenizer_loaders_refuse_remote_code_and_drop_use_fast(minilm, tmp_path
     tok.save_pretrained(tmp_path)
     saved = json.loads((tmp_path / "tokenizer_config.json").read_text())
     assert "use_fast" not in saved and "trust_remote_code" not in saved
+
+
+def test_a_third_party_plugins_classes_appear_only_when_it_is_loaded():
+    code = ("import zoo\n"
+            "try:\n    from zoo import DistilBertModel\nexcept ImportError:\n    print('absent')\n"
+            "else:\n    print(DistilBertModel.__module__)\n"
+            "from zoo import BertModel; print(BertModel.__name__)")
+    def run(load_plugins: str) -> list[str]:
+        env = {**os.environ, "ZOO_LOAD_PLUGINS": load_plugins}
+        return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env).stdout.split()
+
+    assert run("zoo-distilbert") == ["zoo_distilbert.modeling", "BertModel"]
+    assert run("") == ["absent", "BertModel"]  # set but empty: no entry-point plugin; the built-ins stay
