@@ -491,9 +491,7 @@ def test_without_jinja2_the_error_says_what_to_install():
 
 
 def test_tokenizer_apply_chat_template_delegates_here(tmp_path, backend_json):
-    """Once zoo.Tokenizer has apply_chat_template (zoo/tokenization.py), it must give what this module gives."""
-    if not hasattr(zoo.Tokenizer, "apply_chat_template"):
-        pytest.skip("zoo.Tokenizer.apply_chat_template is not integrated yet")
+    """zoo.Tokenizer.apply_chat_template (zoo/tokenization/base.py) gives what this module gives."""
     template = (DATA / "qwen2_5_instruct.jinja").read_text()
     folder = write_tokenizer(tmp_path, backend_json, _QWEN, template, in_file=True)
     tok, (ours, theirs) = zoo.AutoTokenizer.from_pretrained(folder), both_tokenizers(folder)

@@ -97,8 +97,6 @@ def test_cache_verify_finds_corrupt_and_missing_blobs(hub_env, two_revisions, ca
 def test_zoo_command_wires_the_verbs(hub_env, two_revisions):
     result = subprocess.run([sys.executable, "-m", "zoo", "download", "org/name", "config.json"], capture_output=True,
                             text=True, env={**os.environ}, timeout=60)
-    if result.returncode == 2 and "invalid choice" in result.stderr:
-        pytest.skip("zoo.cli does not wire the hub verbs yet")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().endswith("config.json")
     result = subprocess.run([sys.executable, "-m", "zoo", "download", "org/nothing"], capture_output=True, text=True,
