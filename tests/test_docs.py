@@ -31,7 +31,8 @@ def test_every_hookspec_has_a_test(hook):
 
 
 @pytest.mark.parametrize("page", ["guide.md", "plugins.md", "hub.md", "pipelines.md", "training.md", "migrating.md",
-                                  "tokenizers.md", "chat_templates.md", "generation.md", "model-api.md"])
+                                  "tokenizers.md", "chat_templates.md", "generation.md", "model-api.md",
+                                  "convert.md", "export.md"])
 def test_user_guide_pages_exist(page):
     assert (ROOT / "docs" / page).stat().st_size > 500
     assert f"(docs/{page})" in (ROOT / "README.md").read_text(encoding="utf-8"), f"README.md does not link docs/{page}"
@@ -234,6 +235,22 @@ def _setup_my_zoo_plugin(models, request):
     return Setup()
 
 
+def _setup_tf_releases(models, request):
+    """Google-BERT and OpenAI-GPT-2 release folders (TF1 checkpoints written by TensorFlow in a subprocess)."""
+    from tests.convert.tf_fixtures import build_releases
+
+    releases = build_releases(request.getfixturevalue("tmp_path_factory"))
+    return Setup(replace={"path/to/uncased_L-12_H-768_A-12": str(releases["bert-pretraining"][0]),
+                          "path/to/gpt2/124M": str(releases["gpt2"][0])})
+
+
+def _setup_tf_h5(models, request):
+    from tests.convert.tf_fixtures import hf_model, write_h5_folder
+
+    folder = write_h5_folder(request.getfixturevalue("tmp_path") / "tf-bert", hf_model("bert", "sequence-classification"))
+    return Setup(replace={"path/to/tf-bert-folder": str(folder)})
+
+
 SETUPS: dict[str, Callable[..., Setup]] = {
     "bert": _setup_bert,
     "bert-repo-id": _setup_bert_repo_id,
@@ -246,6 +263,8 @@ SETUPS: dict[str, Callable[..., Setup]] = {
     "fake-hub": _setup_fake_hub,
     "local-hub-test": _setup_local_hub_test,
     "my-zoo-plugin": _setup_my_zoo_plugin,
+    "tf-releases": _setup_tf_releases,
+    "tf-h5": _setup_tf_h5,
 }
 
 

@@ -350,6 +350,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="print a JSON list, one object per plugin (name, distribution, version, hooks, "
                               "architectures, tasks, error)")
     plugins.set_defaults(func=_plugins, parser=plugins)
+    from zoo.convert.cli import add_convert_command  # light: the converter's own imports wait for its use
+
+    add_convert_command(sub)
+    from zoo.export.cli import add_export_command  # light: torch, onnx and executorch wait for an export to run
+
+    add_export_command(sub)
 
     try:
         from zoo.hub.cli import add_commands

@@ -26,7 +26,7 @@ CONFIG_NAME = "config.json"
 HUB_OPTIONS = frozenset({"revision", "token", "cache_dir", "local_files_only", "force_download"})
 #: Keyword arguments of a model's from_pretrained that say how to load it (not config fields).
 LOADING_OPTIONS = frozenset({"config", "dtype", "torch_dtype", "device", "ignore_mismatched_sizes", "output_loading_info",
-                             "attn_implementation", "device_map", "use_safetensors"})
+                             "attn_implementation", "device_map", "use_safetensors", "from_tf"})
 #: transformers' loading options whose meaning zoo always has: accepted from code written for transformers, and
 #: dropped (low_cpu_mem_usage: zoo always builds on the meta device and loads straight into place).
 IGNORED_OPTIONS = frozenset({"low_cpu_mem_usage"})

@@ -196,3 +196,33 @@ class ModelAPIError(ZooError, ValueError):
 class UnsupportedModelOperationError(ZooError, NotImplementedError):
     """A model was asked for something its architecture does not have: the token embeddings of an image model,
     gradient checkpointing of a network without repeated blocks. A NotImplementedError, as transformers raises."""
+
+
+# --- TensorFlow checkpoints (zoo.convert) ---------------------------------------------------------------------------
+
+
+class CheckpointFormatError(WeightsError):
+    """A TensorFlow checkpoint (a TensorBundle ``.index`` + ``.data-*`` shards, or a Keras ``.h5``) is not one, is
+    corrupt or truncated (a checksum or size that does not match), or uses a feature zoo does not read (big-endian
+    bundles, compressed index blocks, a newer bundle version)."""
+
+
+class TFMappingError(WeightsError):
+    """TensorFlow variables that do not fit the architecture's name mapping (zoo.convert.mapping): a layout none of
+    the plugin's layouts matches, two variables for one parameter, a kernel that cannot be transposed."""
+
+
+class VariableNotFoundError(ZooError, KeyError):
+    """A TensorFlow checkpoint or ``.h5`` file was asked for a variable it does not hold (the message lists the
+    closest names)."""
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+# --- export (zoo.export) --------------------------------------------------------------------------------------------
+
+
+class ExportError(ZooError, ValueError):
+    """A model cannot be exported for the asked task or format (ONNX, ExecuTorch): the message names the
+    architecture and task, the op, branch or axis that failed, and what to do instead."""

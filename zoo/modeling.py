@@ -44,12 +44,22 @@ _SHARD_RE = re.compile(r"^model-\d{5}-of-\d{5}\.safetensors$")
 # --- shared pieces of model code ----------------------------------------------------------------------------------------
 
 
+_is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
+
+
+def is_exporting() -> bool:
+    """True while ``torch.export`` records a graph (zoo.export). A shortcut taken on the values of an input
+    (``bool(mask.all())``) cannot be recorded in a graph that must serve every input, so the general path is traced."""
+    return _is_exporting is not None and bool(_is_exporting())
+
+
 def key_padding_mask(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
     """(B, T) 1/0 padding mask -> (B, 1, 1, T) boolean SDPA mask, or None when nothing is masked.
 
-    Returning None for an all-ones mask lets scaled_dot_product_attention take its unmasked (fastest) kernel.
+    Returning None for an all-ones mask lets scaled_dot_product_attention take its unmasked (fastest) kernel
+    (not while exporting: the exported graph always applies the mask it is given).
     """
-    if attention_mask is None or bool(attention_mask.all()):
+    if attention_mask is None or (not is_exporting() and bool(attention_mask.all())):
         return None
     return attention_mask.bool()[:, None, None, :]
 
@@ -269,15 +279,27 @@ class PreTrainedModel(ModelAPIMixin):
         attention with scaled_dot_product_attention, the same maths; any other kernel is refused); ``device_map``
         "auto", one device or ``{"": device}`` (zoo puts the whole model on one device: a map splitting it is
         refused); ``use_safetensors=True`` loads only safetensors files, ``False`` only pytorch_model.bin (read
-        with ``torch.load(weights_only=True)``).
+        with ``torch.load(weights_only=True)``). ``from_tf=True`` reads TensorFlow weights instead (tf_model.h5, or a
+        TensorFlow checkpoint with config.json or its release's bert_config.json / hparams.json), without TensorFlow
+        (zoo/convert/loader.py).
         """
         from zoo.hub import repo_files
 
+        if kwargs.pop("from_tf", False):  # TensorFlow weights, read without TensorFlow (zoo/convert/loader.py)
+            from zoo.convert.loader import load_tf_model
+
+            return load_tf_model(cls, identifier, config=config, dtype=dtype, device=device,
+                                 ignore_mismatched_sizes=ignore_mismatched_sizes, output_loading_info=output_loading_info,
+                                 attn_implementation=attn_implementation, device_map=device_map,
+                                 use_safetensors=use_safetensors, **kwargs)
         if "torch_dtype" in kwargs:  # transformers' older name
             older = kwargs.pop("torch_dtype")
             dtype = older if dtype is None else dtype
         target_device = resolve_device(device_from_map(device, device_map))
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
+        from zoo.convert.loader import check_not_tf_only
+
+        check_not_tf_only(repo, config_given=config is not None)  # TensorFlow files only: say to pass from_tf=True
         if config is None:
             config = cls.config_class.from_json_file(repo.require(CONFIG_NAME), **kwargs)
         elif kwargs:

@@ -64,6 +64,8 @@ class Architecture:
     objects themselves; strings are imported on first use so the registry stays free of torch.
     ``tokenizer`` names a factory ``(folder: Path, config) -> zoo.tokenization.Tokenizer``; ``tokenizer_files``
     lists the files that factory may read, so the hub client fetches exactly those.
+    ``tf_mapping`` names the ``zoo.convert.mapping.TFMapping`` with which ``from_pretrained(..., from_tf=True)`` and
+    ``zoo convert tf`` read TensorFlow checkpoints of this model_type (None: no TensorFlow import).
     ``exports`` maps the names the plugin offers at the top level (``zoo.BertForSequenceClassification``,
     ``zoo.BertTokenizer``) to import strings, resolved on first access; a tokenizer_config.json whose
     ``tokenizer_class`` is one of them (with or without ``Fast``) is built by this architecture's tokenizer.
@@ -76,6 +78,7 @@ class Architecture:
     tokenizer_files: tuple[str, ...] = ()
     image_processor: str | Callable[..., Any] | None = None
     exports: Mapping[str, str | Any] = field(default_factory=dict)
+    tf_mapping: str | Any | None = None
     #: Name of the plugin that registered it; filled in by the registry.
     plugin: str = ""
 
@@ -171,7 +174,7 @@ def _validate(arch: Any, plugin: str) -> Architecture:
     if not arch.models or not isinstance(arch.models, Mapping):
         problems.append("models must map at least one task name to a model class")
     specs = [("config", arch.config)] + [(f"models[{t!r}]", s) for t, s in dict(arch.models or {}).items()]
-    specs += [("tokenizer", arch.tokenizer), ("image_processor", arch.image_processor)]
+    specs += [("tokenizer", arch.tokenizer), ("image_processor", arch.image_processor), ("tf_mapping", arch.tf_mapping)]
     if not isinstance(arch.exports, Mapping):
         problems.append("exports must map top-level names to import strings")
     else:
@@ -184,7 +187,7 @@ def _validate(arch: Any, plugin: str) -> Architecture:
     for what, spec in specs:
         if isinstance(spec, str) and not _IMPORT_RE.match(spec):
             problems.append(f"{what} {spec!r} is not an import string like 'package.module:Name'")
-        elif spec is None and what not in ("tokenizer", "image_processor"):
+        elif spec is None and what not in ("tokenizer", "image_processor", "tf_mapping"):
             problems.append(f"{what} is missing")
     if problems:
         raise PluginError(f"plugin '{plugin}' registered a malformed architecture: " + "; ".join(problems))

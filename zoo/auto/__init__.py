@@ -40,6 +40,12 @@ def _json_kind(value: Any) -> str:
 
 
 def _config(repo: RepoFiles, **overrides: Any) -> Config:
+    if not repo.exists(CONFIG_NAME):  # an original release: bert_config.json, hparams.json (zoo/convert/release.py)
+        from zoo.convert.release import release_config
+
+        config = release_config(repo, overrides)
+        if config is not None:
+            return config
     arch, data = architecture_of(repo)
     return config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, overrides)
 
@@ -82,6 +88,10 @@ class AutoTokenizer:
         arch = tokenizer_architecture(named) if named else None
         if arch is None and repo.exists(CONFIG_NAME):
             arch, _ = architecture_of(repo)
+        if arch is None and not repo.exists(TOKENIZER_FILE):  # an original release folder (vocab.txt, encoder.json)
+            from zoo.convert.release import release_tokenizer_architecture
+
+            arch = release_tokenizer_architecture(repo)
         if arch is not None and arch.tokenizer is not None:
             return build_tokenizer(arch, repo, **kwargs)
         if named and not repo.exists(TOKENIZER_FILE) and named not in _GENERIC_TOKENIZERS:
@@ -142,6 +152,10 @@ def build_tokenizer(arch: Architecture, repo: RepoFiles, **kwargs: Any) -> Any:
         data = read_json(repo.require(CONFIG_NAME))
         if data.get("model_type") == arch.model_type:
             config = config_from_file(arch.config_class(), repo.require(CONFIG_NAME), data, {})
+    elif arch.tf_mapping is not None:  # a release folder's names and settings (encoder.json, do_lower_case)
+        from zoo.convert.release import prepare_release_tokenizer
+
+        repo = prepare_release_tokenizer(arch, repo, kwargs)
     return resolve_import(arch.tokenizer)(repo, config, **kwargs)
 
 
@@ -200,6 +214,10 @@ class _AutoModel:
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
         options = {k: kwargs.pop(k) for k in sorted(LOADING_OPTIONS - {"config"}) if k in kwargs}
         config = kwargs.pop("config", None)
+        if options.pop("from_tf", False):  # TensorFlow weights, read without TensorFlow (zoo/convert/loader.py)
+            from zoo.convert.loader import load_tf_model
+
+            return load_tf_model(None, repo, task=cls.task, config=config, **options, **kwargs)
         if config is None:
             config = _config(repo, **kwargs)
         elif kwargs:

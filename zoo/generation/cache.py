@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import torch
 
+from zoo.modeling import is_exporting
+
 __all__ = ["KVCache", "causal_attention_mask"]
 
 
@@ -101,7 +103,8 @@ def causal_attention_mask(attention_mask: torch.Tensor | None, q_len: int, past_
     """
     if attention_mask is not None and attention_mask.dim() == 4:
         return attention_mask, False
-    padded = attention_mask is not None and not bool(attention_mask.all())
+    # an exported graph (zoo.export) must serve padded inputs too: it always takes the padded path
+    padded = attention_mask is not None and (is_exporting() or not bool(attention_mask.all()))
     if not padded:
         if q_len == 1:
             return None, False

@@ -13,6 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from zoo.modeling import is_exporting
+
 __all__ = ["SPLIT_MATMUL_MAX_ROWS", "DecodingProjection", "decode_matmul", "decoding_weight", "has_forward_hooks",
            "project_for_decoding"]
 
@@ -34,8 +36,10 @@ def decode_matmul(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """
     rows, inner = x.shape
     threads = torch.get_num_threads()
-    if (threads > 1 and rows <= SPLIT_MATMUL_MAX_ROWS and inner % threads == 0 and x.device.type == "cpu"
-            and not torch.is_grad_enabled() and weight.is_contiguous()):
+    # not in an exported graph (zoo.export): the split is for this machine's threads, and comparing the symbolic
+    # row count with the bound would tie the graph's batch and sequence axes to it
+    if (threads > 1 and not is_exporting() and rows <= SPLIT_MATMUL_MAX_ROWS and inner % threads == 0
+            and x.device.type == "cpu" and not torch.is_grad_enabled() and weight.is_contiguous()):
         block = inner // threads
         parts = torch.bmm(x.view(rows, threads, block).transpose(0, 1), weight.view(threads, block, -1))  # (P, M, out)
         out = parts.sum(0)  # (M, out)

@@ -8,6 +8,9 @@ its OpenMP symbols bind to torch's own ``libgomp`` and the kernel runs on torch'
 
 ``ZOO_NATIVE=0`` in the environment turns the kernels off (the PyTorch paths are then used everywhere), for
 comparison or debugging. :func:`status` says whether the kernels are in use and, if not, why.
+
+A second, unrelated library sits beside it: ``crc32c.c`` (the CRC-32C checksum of TensorFlow checkpoints, used by
+zoo.convert), built the same way as ``_crc32c*.so`` and loaded by :func:`load_crc32c` without torch.
 """
 
 from __future__ import annotations
@@ -29,9 +32,10 @@ if TYPE_CHECKING:  # annotations only: importing zoo.native loads no torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ACTIVATIONS", "DecoderLayerWeights", "NativeDecoder", "available", "status"]
+__all__ = ["ACTIVATIONS", "DecoderLayerWeights", "NativeDecoder", "available", "load_crc32c", "status"]
 
 ABI_VERSION = 1
+CRC32C_ABI_VERSION = 1  # crc32c.c's zoo_crc32c_abi_version
 
 #: Activation names (config.json's) the kernel computes itself, with their codes in decode.c.
 ACTIVATIONS = {"gelu_new": 0, "gelu_pytorch_tanh": 0, "gelu_python_tanh": 0, "gelu": 1, "gelu_python": 1,
@@ -52,10 +56,10 @@ class _Model(ctypes.Structure):
         ("layers", ctypes.POINTER(_Layer))]
 
 
-def _library_path() -> Path | None:
+def _library_path(stem: str = "_decode") -> Path | None:
     here = Path(__file__).resolve().parent
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = here / f"_decode{suffix}"
+        candidate = here / f"{stem}{suffix}"
         if candidate.is_file():
             return candidate
     return None
@@ -82,6 +86,33 @@ def _load() -> tuple[Any, str]:
                                         ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
     library.zoo_decode_step.restype = ctypes.c_int
     logger.debug("native kernels loaded from %s", path)
+    return library, ""
+
+
+@functools.lru_cache(maxsize=1)
+def load_crc32c() -> tuple[Any, str]:
+    """The CRC-32C kernel (``crc32c.c``, built as ``_crc32c*.so`` beside the decoding kernel) as (library or None,
+    why not). It uses no OpenMP, so unlike the decoding kernel it loads without torch: zoo.convert reads
+    checkpoints with numpy alone."""
+    if os.environ.get("ZOO_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None, "turned off by ZOO_NATIVE=0"
+    path = _library_path("_crc32c")
+    if path is None:
+        return None, ("zoo was installed without its native kernels (no C compiler at install time?); "
+                      "reinstall zoo with gcc or clang available to build zoo/native/crc32c.c")
+    try:
+        library = ctypes.CDLL(str(path))
+        if library.zoo_crc32c_abi_version() != CRC32C_ABI_VERSION:
+            return None, f"{path.name} is from another zoo version; reinstall zoo to rebuild it"
+    except (OSError, AttributeError) as exc:
+        return None, f"{path.name} could not be loaded ({exc}); reinstall zoo to rebuild it"
+    library.zoo_crc32c_extend.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+    library.zoo_crc32c_extend.restype = ctypes.c_uint32
+    library.zoo_crc32c_hardware.argtypes = []
+    library.zoo_crc32c_hardware.restype = ctypes.c_int
+    library.zoo_crc32c_force.argtypes = [ctypes.c_int]
+    library.zoo_crc32c_force.restype = ctypes.c_int
+    logger.debug("CRC-32C kernel loaded from %s", path)
     return library, ""
 
 

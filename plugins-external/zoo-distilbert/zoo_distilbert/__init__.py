@@ -36,5 +36,6 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
             tokenizer="zoo_distilbert.tokenization:from_files",
             tokenizer_files=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"),
             exports=EXPORTS,
+            tf_mapping="zoo_distilbert.tf_mapping:TF_MAPPING",
         )
     )

@@ -37,5 +37,6 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
             tokenizer_files=("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "added_tokens.json",
                              "chat_template.jinja", "chat_template.json"),
             exports=EXPORTS,
+            tf_mapping="zoo.plugins.bert.tf_mapping:TF_MAPPING",
         )
     )

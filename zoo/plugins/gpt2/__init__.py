@@ -36,5 +36,6 @@ def register_architectures(register: Callable[[Architecture], None]) -> None:
             tokenizer_files=("tokenizer.json", "vocab.json", "merges.txt", "tokenizer_config.json",
                              "special_tokens_map.json", "added_tokens.json", "chat_template.jinja", "chat_template.json"),
             exports=EXPORTS,
+            tf_mapping="zoo.plugins.gpt2.tf_mapping:TF_MAPPING",
         )
     )
