@@ -15,25 +15,14 @@ import types
 from typing import Any
 
 from zoo.hub.files import LocalFolder, RepoFiles, locate, repo_files
+from zoo.lazy import lazy_exports
 
 __all__ = ["HubRepo", "LocalFolder", "RepoFiles", "download", "locate", "repo_files", "snapshot"]
 
 _LAZY = {"download": "zoo.hub.download", "snapshot": "zoo.hub.download", "HubRepo": "zoo.hub.repo"}
 
 
-def __getattr__(name: str) -> Any:
-    import importlib
-
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'zoo.hub' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 
 class _HubModule(types.ModuleType):
