@@ -272,3 +272,14 @@ def test_bad_processors_and_criteria_are_clear_errors(pair, batch):
         model.generate(**batch, max_new_tokens=2, logits_processor=[42])
     with pytest.raises(ValueError, match="stopping_criteria must hold callables"):
         model.generate(**batch, max_new_tokens=2, stopping_criteria=["eos"])
+
+
+def test_processor_and_criterion_bases_refuse_a_subclass_without_call():
+    from zoo.generation import LogitsProcessor, StoppingCriteria
+
+    for base in (LogitsProcessor, StoppingCriteria):
+        incomplete = type("Incomplete", (base,), {})
+        with pytest.raises(TypeError, match="abstract"):
+            incomplete()
+        complete = type("Complete", (base,), {"__call__": lambda self, input_ids, scores, **kw: scores})
+        assert complete()(None, "scores") == "scores"

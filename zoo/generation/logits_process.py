@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,11 +40,13 @@ __all__ = [
 Processor = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-class LogitsProcessor:
-    """Base of the processors: ``processor(input_ids (B, L), scores (B, V)) -> scores (B, V)``."""
+class LogitsProcessor(ABC):
+    """Base of the processors: ``processor(input_ids (B, L), scores (B, V)) -> scores (B, V)``; a subclass that
+    does not define ``__call__`` cannot be instantiated."""
 
+    @abstractmethod
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement __call__(input_ids, scores)")
+        """The processed scores (B, V)."""
 
 
 class LogitsProcessorList(list):

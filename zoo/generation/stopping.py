@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from abc import ABC, abstractmethod
 from collections import OrderedDict
 from typing import Any
 
@@ -30,11 +31,13 @@ __all__ = ["EosTokenCriteria", "MaxLengthCriteria", "MaxTimeCriteria", "StopStri
            "StoppingCriteriaList"]
 
 
-class StoppingCriteria:
-    """Base: ``criterion(input_ids (B, L), scores) -> (B,)`` bools, True where the row is done."""
+class StoppingCriteria(ABC):
+    """Base: ``criterion(input_ids (B, L), scores) -> (B,)`` bools, True where the row is done; a subclass that does
+    not define ``__call__`` cannot be instantiated."""
 
+    @abstractmethod
     def __call__(self, input_ids: torch.Tensor, scores: tuple[torch.Tensor, ...] | None, **kwargs: Any) -> torch.Tensor:
-        raise NotImplementedError(f"{type(self).__name__} must implement __call__(input_ids, scores)")
+        """(B,) bools, True where the row is done."""
 
 
 class StoppingCriteriaList(list):
