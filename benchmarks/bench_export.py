@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import random
 import statistics
 import sys
 import time
@@ -28,28 +27,17 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 CACHE = Path(__file__).resolve().parent / ".cache"
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from bench_pipelines import log, sentences  # noqa: E402  one sentence generator for the text benchmarks
 
 WORDS = ("the of and to in is was he for it with as his on be at by had are but from or have an they which one you "
          "were her all she there would their we him been has when who will more no if out so said what up its about "
          "into than them can only other new some could time these two may first then do any like my now over such "
          "our man me even most made after also did many before must through back years where much your way well down "
          "model river music garden library station museum window kitchen morning evening painting journey").split()
-
-
-def log(message: str) -> None:
-    print(f"[bench] {message}", file=sys.stderr, flush=True)
-
-
-def sentences(n: int, seed: int) -> list[str]:
-    """``n`` sentences with log-normal word counts (median ~12, clipped to 2..150), from a fixed seed."""
-    rng = random.Random(seed)
-    out = []
-    for _ in range(n):
-        count = min(150, max(2, round(rng.lognormvariate(2.5, 0.75))))
-        out.append(" ".join(rng.choice(WORDS) for _ in range(count)).capitalize() + rng.choice(".!?"))
-    return out
 
 
 def exported(model: str, fresh: bool) -> Path:
@@ -91,7 +79,7 @@ def main() -> int:
     session = onnx_session(file, threads=args.threads)
     input_names = [i.name for i in session.get_inputs()]
 
-    texts = sorted(sentences(args.sentences, seed=0), key=len)
+    texts = sorted(sentences(args.sentences, seed=0, vocabulary=WORDS), key=len)
     batches = []
     for start in range(0, len(texts), args.batch):
         encoded = tokenizer(texts[start:start + args.batch], padding=True, truncation=True, max_length=256,

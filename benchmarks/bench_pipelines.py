@@ -58,13 +58,13 @@ def minilm_folder() -> Path | None:
     return folder if (folder / "model.safetensors").is_file() else None
 
 
-def sentences(n: int, seed: int) -> list[str]:
+def sentences(n: int, seed: int, vocabulary: tuple[str, ...] | list[str] = WORDS) -> list[str]:
     """``n`` sentences with log-normal word counts (median ~12, clipped to 2..150), from a fixed seed."""
     rng = random.Random(seed)
     out = []
     for _ in range(n):
         count = min(150, max(2, round(rng.lognormvariate(2.5, 0.75))))
-        words = [rng.choice(WORDS) for _ in range(count)]
+        words = [rng.choice(vocabulary) for _ in range(count)]
         out.append(" ".join(words).capitalize() + rng.choice(".!?"))
     return out
 
