@@ -1,4 +1,4 @@
-"""The compiled parts of zoo, both optional: the native decoding kernel (zoo/native/decode.c) and the CRC-32C
+"""The compiled parts of zoo, both optional: the native decoding kernels (zoo/native/decode.c, decode_llama.c) and the CRC-32C
 checksum of TensorFlow checkpoints (zoo/native/crc32c.c).
 
 Everything else is declared in pyproject.toml. ``optional=True``: where no C compiler (or no OpenMP) is found, zoo
@@ -14,6 +14,16 @@ setup(ext_modules=[Extension(
     extra_compile_args=["-O3", "-fopenmp", "-std=gnu11"],
     extra_link_args=["-fopenmp"],
     libraries=["m"],
+    depends=["zoo/native/common.h"],
+    optional=True,
+), Extension(
+    # the decoding step of Llama-style decoders (RMSNorm, rotary, grouped-query attention), float32 and bfloat16
+    "zoo.native._decode_llama",
+    sources=["zoo/native/decode_llama.c"],
+    extra_compile_args=["-O3", "-fopenmp", "-std=gnu11"],
+    extra_link_args=["-fopenmp"],
+    libraries=["m"],
+    depends=["zoo/native/common.h"],
     optional=True,
 ), Extension(
     # CRC-32C of TensorFlow checkpoints (zoo.convert); without it a pure-Python loop checks them, slowly

@@ -65,28 +65,44 @@ def _library_path(stem: str = "_decode") -> Path | None:
     return None
 
 
-@functools.lru_cache(maxsize=1)
-def _load() -> tuple[Any, str]:
-    """(library or None, why not)."""
-    if os.environ.get("ZOO_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, "turned off by ZOO_NATIVE=0"
-    import torch  # noqa: F401  (first: the library's OpenMP symbols must resolve to torch's libgomp)
+def _turned_off() -> bool:
+    return os.environ.get("ZOO_NATIVE", "1").strip().lower() in ("0", "false", "no", "off")
 
-    path = _library_path()
+
+def open_library(stem: str, source: str, abi_symbol: str, abi_version: int) -> tuple[Any, str]:
+    """The compiled ``zoo/native/<stem>*.so`` built from ``source``, as (library or None, why not): absent (no
+    compiler at install time), turned off by ``ZOO_NATIVE=0``, unloadable, or from another zoo version (its
+    ``abi_symbol()`` is not ``abi_version``)."""
+    if _turned_off():
+        return None, "turned off by ZOO_NATIVE=0"
+    path = _library_path(stem)
     if path is None:
-        return None, ("zoo was installed without its native kernels (no C compiler at install time?); "
-                      "reinstall zoo with gcc or clang available to build zoo/native/decode.c")
+        return None, (f"zoo was installed without its native kernels (no C compiler at install time?); "
+                      f"reinstall zoo with gcc or clang available to build zoo/native/{source}")
     try:
         library = ctypes.CDLL(str(path))
-        if library.zoo_abi_version() != ABI_VERSION:
+        if getattr(library, abi_symbol)() != abi_version:
             return None, f"{path.name} is from another zoo version; reinstall zoo to rebuild it"
     except (OSError, AttributeError) as exc:
         return None, f"{path.name} could not be loaded ({exc}); reinstall zoo to rebuild it"
-    library.zoo_decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
-                                        ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int]
-    library.zoo_decode_step.restype = ctypes.c_int
-    logger.debug("native kernels loaded from %s", path)
+    logger.debug("native kernel loaded from %s", path)
     return library, ""
+
+
+@functools.lru_cache(maxsize=1)
+def _load() -> tuple[Any, str]:
+    """(library or None, why not)."""
+    if _turned_off():
+        return None, "turned off by ZOO_NATIVE=0"
+    import torch  # noqa: F401  (first: the library's OpenMP symbols must resolve to torch's libgomp)
+
+    library, why = open_library("_decode", "decode.c", "zoo_abi_version", ABI_VERSION)
+    if library is not None:
+        library.zoo_decode_step.argtypes = [ctypes.POINTER(_Model), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int,
+                                            ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
+                                            ctypes.c_int]
+        library.zoo_decode_step.restype = ctypes.c_int
+    return library, why
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,26 +110,15 @@ def load_crc32c() -> tuple[Any, str]:
     """The CRC-32C kernel (``crc32c.c``, built as ``_crc32c*.so`` beside the decoding kernel) as (library or None,
     why not). It uses no OpenMP, so unlike the decoding kernel it loads without torch: zoo.convert reads
     checkpoints with numpy alone."""
-    if os.environ.get("ZOO_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, "turned off by ZOO_NATIVE=0"
-    path = _library_path("_crc32c")
-    if path is None:
-        return None, ("zoo was installed without its native kernels (no C compiler at install time?); "
-                      "reinstall zoo with gcc or clang available to build zoo/native/crc32c.c")
-    try:
-        library = ctypes.CDLL(str(path))
-        if library.zoo_crc32c_abi_version() != CRC32C_ABI_VERSION:
-            return None, f"{path.name} is from another zoo version; reinstall zoo to rebuild it"
-    except (OSError, AttributeError) as exc:
-        return None, f"{path.name} could not be loaded ({exc}); reinstall zoo to rebuild it"
-    library.zoo_crc32c_extend.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
-    library.zoo_crc32c_extend.restype = ctypes.c_uint32
-    library.zoo_crc32c_hardware.argtypes = []
-    library.zoo_crc32c_hardware.restype = ctypes.c_int
-    library.zoo_crc32c_force.argtypes = [ctypes.c_int]
-    library.zoo_crc32c_force.restype = ctypes.c_int
-    logger.debug("CRC-32C kernel loaded from %s", path)
-    return library, ""
+    library, why = open_library("_crc32c", "crc32c.c", "zoo_crc32c_abi_version", CRC32C_ABI_VERSION)
+    if library is not None:
+        library.zoo_crc32c_extend.argtypes = [ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t]
+        library.zoo_crc32c_extend.restype = ctypes.c_uint32
+        library.zoo_crc32c_hardware.argtypes = []
+        library.zoo_crc32c_hardware.restype = ctypes.c_int
+        library.zoo_crc32c_force.argtypes = [ctypes.c_int]
+        library.zoo_crc32c_force.restype = ctypes.c_int
+    return library, why
 
 
 def available() -> bool:
