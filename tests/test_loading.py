@@ -1,5 +1,7 @@
 """Loading checks what it can before it allocates: the device, the config against the weights' headers (shapes,
-layer counts, dtypes), and that building the model touches no real memory.
+layer counts, dtypes), and that building the model touches no real memory. The dtype a model loads in by default
+(``dtype="auto"``, as transformers 5) is compared with transformers' on the same files, and every tensor is read
+once: as the mapped file when it is stored in the dtype asked for, else straight into the converted tensor.
 
 Checkpoints are small random models written by transformers at test time (tests/plugins); every refusal must leave
 the folder as it was and take milliseconds, not a model's worth of memory.
@@ -7,6 +9,7 @@ the folder as it was and take milliseconds, not a model's worth of memory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -14,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import transformers
 from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -26,7 +30,7 @@ from tests.plugins.test_gpt2 import make_gpt2
 from zoo.configuration import Config
 from zoo.errors import ConfigError, ShapeMismatchError, WeightsError, ZooError
 from zoo.modeling import PreTrainedModel
-from zoo.plugins.bert.modeling import BertForSequenceClassification, BertModel
+from zoo.plugins.bert.modeling import BertForMaskedLM, BertForSequenceClassification, BertModel
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -238,6 +242,208 @@ def test_buffers_a_checkpoint_lacks_get_their_module_init(tmp_path):
     assert torch.equal(owner.running_var, kept) and not torch.equal(owner.weight, torch.ones_like(owner.weight))
     assert all(not t.is_meta for t in [*model.parameters(), *model.buffers()])
     assert hf is not None
+
+
+# --- dtype="auto", the default ---------------------------------------------------------------------------------------------
+
+
+def record_dtype(folder: Path, **record: str) -> None:
+    """config.json recording exactly ``record`` (``dtype=...``, ``torch_dtype=...``, or nothing)."""
+    config = json.loads((folder / "config.json").read_text())
+    config = {k: v for k, v in config.items() if k not in ("dtype", "torch_dtype")}
+    (folder / "config.json").write_text(json.dumps({**config, **record}))
+
+
+def store_as(folder: Path, dtype_of) -> None:
+    """Rewrite every safetensors file of ``folder`` with each float tensor in ``dtype_of(key)``."""
+    for path in sorted(folder.glob("*.safetensors")):
+        state = load_file(path)
+        save_file({k: v.to(dtype_of(k)).contiguous() if v.is_floating_point() else v for k, v in state.items()},
+                  path, metadata={"format": "pt"})
+
+
+def assert_same_weights(ours: nn.Module, theirs: nn.Module) -> None:
+    """Every parameter of ours equals transformers' of that name, bit for bit and in the same dtype."""
+    reference = theirs.state_dict()
+    for name, param in ours.named_parameters():
+        assert param.dtype == reference[name].dtype and torch.equal(param, reference[name]), name
+
+
+@pytest.mark.parametrize(("record", "stored"), [
+    ({"dtype": "bfloat16"}, torch.float32),                          # the config's record, not the tensors' dtype
+    ({"torch_dtype": "float16"}, torch.float32),                     # its older name
+    ({"dtype": "float16", "torch_dtype": "bfloat16"}, torch.float32),  # dtype wins over torch_dtype
+    ({}, torch.bfloat16),                                            # no record: the dtype the weights have
+    ({}, torch.float16),
+    ({}, torch.float32),
+    ({"dtype": "bfloat16"}, torch.bfloat16),
+])
+def test_no_dtype_is_auto_as_in_transformers(tmp_path, record, stored):
+    write_checkpoint(tmp_path, "masked-lm")
+    store_as(tmp_path, lambda key: stored)
+    record_dtype(tmp_path, **record)
+    theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path)
+    expected = getattr(torch, next(iter(record.values()))) if record else stored
+    assert theirs.dtype == expected
+    for model in (BertForMaskedLM.from_pretrained(tmp_path), zoo.AutoModelForMaskedLM.from_pretrained(tmp_path),
+                  BertForMaskedLM.from_pretrained(tmp_path, dtype="auto")):
+        assert {p.dtype for p in model.parameters()} == {expected}
+        assert_same_weights(model, theirs)
+
+
+def test_auto_without_a_record_takes_the_first_float_tensor_in_sorted_key_order(tmp_path):
+    """A file mixing dtypes: transformers reads the first float tensor by sorted name (safe_open's order), not
+    the header's order (which lists float32 tensors first); integer tensors and float8 ones are passed over."""
+    write_checkpoint(tmp_path, "masked-lm")
+    record_dtype(tmp_path)
+    keys = sorted(load_file(tmp_path / "model.safetensors"))
+    store_as(tmp_path, lambda key: torch.float16 if key == keys[0] else torch.float32 if key == keys[-1] else torch.bfloat16)
+    theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path)
+    ours = BertForMaskedLM.from_pretrained(tmp_path)
+    assert ours.dtype == theirs.dtype == torch.float16 and {p.dtype for p in ours.parameters()} == {torch.float16}
+    assert_same_weights(ours, theirs)
+    state = load_file(tmp_path / "model.safetensors")  # first by name now an int tensor and a float8 one
+    save_file({"a.step": torch.tensor([3]), "a.scale": torch.ones(2).to(torch.float8_e4m3fn), **state},
+              tmp_path / "model.safetensors", metadata={"format": "pt"})
+    assert BertForMaskedLM.from_pretrained(tmp_path).dtype == transformers.BertForMaskedLM.from_pretrained(tmp_path).dtype
+
+
+def test_auto_on_a_sharded_checkpoint_reads_the_index_metadata_then_the_first_shard_by_name(tmp_path):
+    write_checkpoint(tmp_path / "one", "masked-lm")
+    BertForMaskedLM.from_pretrained(tmp_path / "one").save_pretrained(tmp_path, max_shard_size="20KB")
+    shards = sorted(tmp_path.glob("model-*.safetensors"))
+    assert len(shards) > 2
+    record_dtype(tmp_path)
+    in_first = set(load_file(shards[0]))
+    store_as(tmp_path, lambda key: torch.float16 if key in in_first else torch.bfloat16)
+    index = json.loads((tmp_path / "model.safetensors.index.json").read_text())
+    # the weight map opens with a key of another shard: the first shard is the first by name, not by the map
+    index["weight_map"] = dict(sorted(index["weight_map"].items(), key=lambda item: item[0] in in_first))
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    for dtype in (None, "bfloat16"):
+        if dtype:
+            index["metadata"]["dtype"] = dtype
+            (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+        theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path)
+        ours = BertForMaskedLM.from_pretrained(tmp_path)
+        assert ours.dtype == theirs.dtype == (torch.bfloat16 if dtype else torch.float16)
+        assert_same_weights(ours, theirs)
+
+
+def test_an_explicit_dtype_wins_and_converts_exactly(tmp_path):
+    write_checkpoint(tmp_path, "masked-lm")
+    store_as(tmp_path, lambda key: torch.bfloat16)
+    stored = load_file(tmp_path / "model.safetensors")
+    for asked in (torch.float32, "float32", "torch.float32"):
+        model = BertForMaskedLM.from_pretrained(tmp_path, dtype=asked)
+        assert {p.dtype for p in model.parameters()} == {torch.float32}
+        for name, param in model.named_parameters():  # bf16 -> float32 is exact
+            assert torch.equal(param, stored[name].float()), name
+    assert BertForMaskedLM.from_pretrained(tmp_path, torch_dtype=torch.float16).dtype == torch.float16
+    assert zoo.AutoModelForMaskedLM.from_pretrained(tmp_path, torch_dtype="float32").dtype == torch.float32
+    theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path, dtype=torch.float16)
+    assert_same_weights(BertForMaskedLM.from_pretrained(tmp_path, dtype=torch.float16), theirs)  # bf16 -> fp16 rounding
+
+
+def test_from_config_builds_in_the_dtype_the_config_records_as_transformers(tmp_path):
+    write_checkpoint(tmp_path, "base")
+    for record, expected in (({"dtype": "bfloat16"}, torch.bfloat16), ({"torch_dtype": "float16"}, torch.float16),
+                             ({}, torch.float32)):
+        record_dtype(tmp_path, **record)
+        theirs = transformers.AutoModel.from_config(transformers.AutoConfig.from_pretrained(tmp_path))
+        config = zoo.AutoConfig.from_pretrained(tmp_path)
+        assert zoo.AutoModel.from_config(config).dtype == BertModel.from_config(config).dtype == theirs.dtype == expected
+        assert BertModel.from_config(config, dtype=torch.float32).dtype == torch.float32
+    assert BertModel.from_config(zoo.AutoConfig.from_pretrained(tmp_path), torch_dtype="bfloat16").dtype == torch.bfloat16
+
+
+def test_a_bf16_checkpoint_runs_through_pipeline_in_bf16_as_transformers(tmp_path):
+    from tests.pipelines.conftest import assert_records_equal, labels_config, make_checkpoint
+
+    hf = make_checkpoint(tmp_path, "sequence-classification", seed=3, **labels_config(["neg", "neutral", "pos"]))
+    hf.to(torch.bfloat16).save_pretrained(tmp_path)
+    texts = ["i love python.", "hate bugs", "hello world, the café is naïve and lovely"]
+    ours, theirs = zoo.pipeline("text-classification", model=str(tmp_path)), transformers.pipeline(
+        "text-classification", model=str(tmp_path))
+    assert ours.model.dtype == theirs.model.dtype == torch.bfloat16
+    assert_records_equal(ours(texts, top_k=None), theirs(texts, top_k=None), atol=2e-2)
+    assert zoo.pipeline("text-classification", model=str(tmp_path), dtype="float32").model.dtype == torch.float32
+
+
+# --- reads: each tensor once, mapped or converted --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reads(monkeypatch):
+    """Every tensor read during loading, as ``(checkpoint key, "read" | "convert", dtype, device)``."""
+    calls: list[tuple] = []
+    real = zoo.modeling.open_checkpoint
+
+    def spying(files, stack):
+        def watch(entry):
+            def read():
+                calls.append((entry.key, "read", None, None))
+                return entry.read()
+
+            def convert(dtype, device):
+                calls.append((entry.key, "convert", dtype, device))
+                return entry.convert(dtype, device)
+            return dataclasses.replace(entry, read=read, convert=convert if entry.convert is not None else None)
+        return {key: watch(entry) for key, entry in real(files, stack).items()}
+
+    monkeypatch.setattr(zoo.modeling, "open_checkpoint", spying)
+    return calls
+
+
+def test_a_tensor_in_the_dtype_asked_is_the_mapped_file_and_any_other_is_read_once_converted(tmp_path, reads):
+    make_gpt2(tmp_path)
+    store_as(tmp_path, lambda key: torch.bfloat16)
+    record_dtype(tmp_path, dtype="bfloat16")
+    stored = load_file(tmp_path / "model.safetensors")
+    size = (tmp_path / "model.safetensors").stat().st_size
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert sorted(key for key, *_ in reads) == sorted(stored) and {how for _, how, *_ in reads} == {"read"}
+    # not copies: views into the one mapping of the whole file
+    assert {p.untyped_storage().nbytes() for p in model.parameters()} == {size}
+    reads.clear()
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    assert sorted(key for key, *_ in reads) == sorted(stored)
+    assert {(how, dtype, device) for _, how, dtype, device in reads} == {("convert", torch.float32, torch.device("cpu"))}
+    assert all(torch.equal(p, stored[n].float()) for n, p in model.named_parameters() if n in stored)
+
+
+def test_a_tensor_larger_than_one_read_is_converted_slice_by_slice(tmp_path, monkeypatch):
+    monkeypatch.setattr(zoo.checkpoint, "CONVERT_CHUNK_BYTES", 1000)  # 500 bf16 values a slice
+    hf = make_gpt2(tmp_path)
+    store_as(tmp_path, lambda key: torch.bfloat16)
+    stored = load_file(tmp_path / "model.safetensors")
+    assert stored["transformer.wte.weight"].numel() % 500 and stored["transformer.wte.weight"].numel() > 3 * 500
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=torch.float32)
+    assert all(torch.equal(p, stored[n].float()) for n, p in model.named_parameters() if n in stored)
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path, dtype=torch.float32)
+    assert_same_weights(model, theirs)
+    assert hf is not None
+
+
+def test_a_tied_copy_in_the_file_is_not_read_and_stands_in_for_a_missing_source(tmp_path, reads):
+    """GPT-2's lm_head is its token embeddings: read once. A file holding the lm_head but not the embeddings loads
+    it as both, as transformers' tie_weights swaps the pair."""
+    make_gpt2(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    save_file({**state, "lm_head.weight": state["transformer.wte.weight"].clone()}, tmp_path / "model.safetensors",
+              metadata={"format": "pt"})
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert "lm_head.weight" not in [key for key, *_ in reads]
+    assert model.lm_head.weight is model.transformer.wte.weight
+    state["lm_head.weight"] = state.pop("transformer.wte.weight")
+    save_file(state, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(tmp_path).eval()
+    ours = zoo.AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert ours.lm_head.weight is ours.transformer.wte.weight
+    assert torch.equal(ours.transformer.wte.weight, theirs.transformer.wte.weight)
+    batch = {"input_ids": torch.tensor([[5, 7, 9, 11]])}
+    with torch.no_grad():
+        assert_outputs_equal(ours(**batch), theirs(**batch), keys=["logits"])
 
 
 # --- devices -------------------------------------------------------------------------------------------------------------------

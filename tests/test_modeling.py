@@ -205,7 +205,8 @@ def test_dtype_auto_reads_the_dtype_the_config_records_and_save_records_it(tmp_p
     hf = write_checkpoint(tmp_path / "fp16", "base")
     hf.half().save_pretrained(tmp_path / "fp16")
     assert BertModel.from_pretrained(tmp_path / "fp16", dtype="auto").dtype == torch.float16
-    upcast = BertModel.from_pretrained(tmp_path / "fp16")  # no dtype: float32, values as stored
+    assert BertModel.from_pretrained(tmp_path / "fp16").dtype == torch.float16  # "auto" is the default
+    upcast = BertModel.from_pretrained(tmp_path / "fp16", dtype=torch.float32)  # values as stored
     assert upcast.dtype == torch.float32
     torch.testing.assert_close(upcast.pooler.dense.weight, hf.pooler.dense.weight.float(), atol=0, rtol=0)
     # a model loaded in another dtype and saved says so in its config, for zoo and for transformers

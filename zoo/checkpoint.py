@@ -4,7 +4,13 @@
 the safetensors header alone (8 bytes of length, then JSON; safetensors' format spec, huggingface/safetensors
 README), so a loader can compare a whole checkpoint with the model a config describes before a single tensor is
 read. ``entry.read()`` then returns the tensor: a view into one copy-on-write memory map of the file (writes to a
-parameter never reach the file), or ``safe_open(...).get_tensor`` where a view cannot serve it.
+parameter never reach the file), or ``safe_open(...).get_tensor`` where a view cannot serve it. A tensor that is
+loaded in another dtype or onto another device is read with ``entry.convert(dtype, device)`` instead: straight from
+the file, a slice at a time, into the converted tensor, so loading a bf16 file as float32 (or onto a GPU) holds the
+result and one slice, never the result beside the whole mapped file.
+
+``weights_dtype`` is the dtype ``dtype="auto"`` takes when config.json records none: transformers'
+``_get_dtype`` rule (modeling_utils.py), read from the headers.
 
 ``pytorch_model.bin`` is read only through ``torch.load(weights_only=True)``, which refuses anything but tensors and
 plain containers; with ``mmap=True`` its tensors are not read into memory either.
@@ -41,6 +47,8 @@ PT_WEIGHTS_INDEX_NAME = "pytorch_model.bin.index.json"
 WEIGHTS_NAMES = (SAFE_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, PT_WEIGHTS_INDEX_NAME)
 #: safetensors refuses headers above 100 MB (safetensors' MAX_HEADER_SIZE); so does zoo, before reading one.
 MAX_HEADER_SIZE = 100_000_000
+#: ``TensorEntry.convert`` reads this many bytes of a tensor at a time (the most it holds beside the result).
+CONVERT_CHUNK_BYTES = 16 * 2**20
 
 _SAFETENSORS_DTYPES: dict[str, torch.dtype] = {
     name: getattr(torch, attr) for name, attr in {
@@ -60,6 +68,9 @@ class TensorEntry:
     dtype: torch.dtype
     path: Path
     read: Callable[[], torch.Tensor]
+    #: ``convert(dtype, device)``: the tensor in ``dtype`` on ``device``, filled from the file a slice at a time
+    #: (nothing of the file stays mapped); None where only ``read`` can serve (.bin and TensorFlow entries).
+    convert: Callable[[torch.dtype, torch.device], torch.Tensor] | None = None
 
 
 def corrupt(path: Path, reason: str) -> WeightsError:
@@ -100,15 +111,56 @@ def weight_files(repo: Any) -> list[Path]:
 def open_checkpoint(files: list[Path], stack: contextlib.ExitStack) -> dict[str, TensorEntry]:
     """Every tensor of ``files`` by checkpoint key, from headers only; files stay open until ``stack`` closes."""
     entries: dict[str, TensorEntry] = {}
+    scratch: list[memoryview] = []  # the read buffer of every entry's convert: one for the whole checkpoint
     for path in files:
         if path.suffix == ".safetensors":
-            entries.update(_safetensors_entries(path, stack))
+            entries.update(_safetensors_entries(path, stack, scratch))
         else:
             for key, tensor in _torch_load(path).items():
                 if not isinstance(tensor, torch.Tensor):
                     raise WeightsError(f"{path}: entry '{key}' is a {type(tensor).__name__}, not a tensor")
                 entries[key] = TensorEntry(str(key), tuple(tensor.shape), tensor.dtype, path, lambda t=tensor: t)
     return entries
+
+
+def weights_dtype(files: list[Path], entries: dict[str, TensorEntry]) -> torch.dtype:
+    """The dtype of a checkpoint, for ``dtype="auto"`` when config.json records none, found as transformers 5 finds
+    it (``_get_dtype`` / ``get_state_dict_dtype`` in modeling_utils.py): the ``dtype`` a sharded index's metadata
+    records; else that of the first floating-point tensor (float8 ones aside: no model is built in those) of the
+    first weight file, shards in name order and keys in sorted order (the order of ``safe_open(...).keys()``; a
+    .bin file's own order). A first file with no float tensor falls through to the other files, then to float32
+    (transformers would take that file's first integer dtype, which no model can be built in).
+    """
+    recorded = _index_dtype(files)
+    if recorded is not None:
+        return recorded
+    by_file: dict[Path, list[TensorEntry]] = {}
+    for entry in entries.values():
+        by_file.setdefault(entry.path, []).append(entry)
+    for path in sorted(by_file, key=lambda p: p.name):
+        ordered = sorted(by_file[path], key=lambda e: e.key) if path.suffix == ".safetensors" else by_file[path]
+        for entry in ordered:
+            if entry.dtype.is_floating_point and not str(entry.dtype).startswith(("torch.float8", "torch.float4")):
+                return entry.dtype
+    return torch.float32
+
+
+def _index_dtype(files: list[Path]) -> torch.dtype | None:
+    """``metadata.dtype`` of the sharded index the shards ``files`` come from, if it records one."""
+    if not files or files[0].name in (SAFE_WEIGHTS_NAME, PT_WEIGHTS_NAME):
+        return None
+    index = files[0].with_name(SAFE_WEIGHTS_INDEX_NAME if files[0].suffix == ".safetensors" else PT_WEIGHTS_INDEX_NAME)
+    if not index.is_file():
+        return None
+    metadata = read_json(index).get("metadata")
+    name = metadata.get("dtype") if isinstance(metadata, dict) else None
+    if name is None:
+        return None
+    dtype = getattr(torch, str(name).removeprefix("torch."), None)
+    if not isinstance(dtype, torch.dtype):
+        raise WeightsError(f"{index} records dtype {str(name)[:40]!r} in its metadata, which is not a torch dtype; "
+                           f"fix or remove metadata.dtype, or pass dtype= to from_pretrained")
+    return dtype
 
 
 def read_safetensors_header(path: Path) -> tuple[dict[str, tuple[torch.dtype, tuple[int, ...], int, int]], int]:
@@ -174,13 +226,18 @@ def _header_entry(path: Path, key: str, entry: Any) -> tuple[torch.dtype, tuple[
     return dtype, tuple(shape), offsets[0], offsets[1]
 
 
-def _safetensors_entries(path: Path, stack: contextlib.ExitStack) -> dict[str, TensorEntry]:
+def _safetensors_entries(path: Path, stack: contextlib.ExitStack,
+                         scratch: list[memoryview] | None = None) -> dict[str, TensorEntry]:
     """Entries of one safetensors file, served from one copy-on-write mmap of the whole file.
 
     ``safe_open(...).get_tensor`` maps the same file but slices a storage per tensor, which costs about 25 us a key
     (5 ms of a bert-base load). Here the file is mapped once (``shared=False``) and each tensor is a view at its
     offset. A tensor whose offset is not aligned to its element size, or any tensor on a big-endian host, is read
     through ``get_tensor`` instead.
+
+    ``convert`` does not map the file: a view's pages, once read, stay resident as long as the mapping lives (to
+    the end of the load), so converting views would hold the converted model and the whole file at once (3x the
+    weights for bf16 -> float32). It reads plain bytes into one reusable buffer and copies each slice into the result.
     """
     from safetensors import SafetensorError, safe_open
 
@@ -208,11 +265,51 @@ def _safetensors_entries(path: Path, stack: contextlib.ExitStack) -> dict[str, T
         except Exception as exc:  # noqa: BLE001 (safetensors raises several types; each means the same here)
             raise corrupt(path, f"tensor '{key}' cannot be read: {exc}") from None
 
+    files: list[Any] = []
+    scratch = [] if scratch is None else scratch  # one read buffer, grown to at most CONVERT_CHUNK_BYTES
+
+    def convert(key: str, stored: torch.dtype, shape: tuple[int, ...], start: int, dtype: torch.dtype,
+                device: torch.device) -> torch.Tensor:
+        out = torch.empty(shape, dtype=dtype, device=device)
+        flat = out.view(-1)  # (numel,)
+        total, itemsize = flat.numel(), stored.itemsize
+        if total == 0:
+            return out
+        if not files:
+            files.append(stack.enter_context(open(path, "rb", buffering=0)))
+        per_chunk = max(1, CONVERT_CHUNK_BYTES // itemsize)
+        needed = min(total, per_chunk) * itemsize
+        if not scratch or len(scratch[0]) < needed:
+            scratch[:] = [memoryview(bytearray(needed))]
+        for first in range(0, total, per_chunk):
+            count = min(per_chunk, total - first)
+            chunk = scratch[0][: count * itemsize]
+            _read_exactly(files[0], start + first * itemsize, chunk, path, key)
+            # a blocking copy (CPU, or pageable memory to a GPU), so the buffer is free again when it returns
+            flat[first:first + count].copy_(torch.frombuffer(chunk, dtype=stored))  # (count,)
+        return out
+
+    little = sys.byteorder == "little"  # the file is little-endian: bytes read as they are only on such a host
     return {
         key: TensorEntry(key, shape, dtype, path,
-                         lambda key=key, dtype=dtype, shape=shape, start=data_start + begin: read(key, dtype, shape, start))
+                         lambda key=key, dtype=dtype, shape=shape, start=data_start + begin: read(key, dtype, shape, start),
+                         (lambda to, device, key=key, stored=dtype, shape=shape, start=data_start + begin:
+                          convert(key, stored, shape, start, to, device)) if little else None)
         for key, (dtype, shape, begin, _) in header.items()
     }
+
+
+def _read_exactly(f: Any, offset: int, into: memoryview, path: Path, key: str) -> None:
+    f.seek(offset)
+    done = 0
+    while done < len(into):
+        try:
+            n = f.readinto(into[done:])
+        except OSError as exc:
+            raise WeightsError(f"{path} cannot be read ({exc.strerror or exc})") from None
+        if not n:  # the header was checked against the file's size: the file shrank since
+            raise corrupt(path, f"tensor '{key}' ends past the end of the file")
+        done += n
 
 
 def _torch_load(path: Path) -> dict[str, torch.Tensor]:

@@ -14,6 +14,9 @@ tensor what loading will do: assign it, report it unused, or refuse the whole lo
   any precision load into float parameters (cast to the requested dtype).
 
 So a config that does not match its weights costs milliseconds, not a model's worth of memory.
+
+``resolve_dtype`` reads from_pretrained's ``dtype`` (a torch dtype, its name, or ``"auto"``, the default, as in
+transformers 5's ``_get_dtype``, modeling_utils.py).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from typing import Any
 import torch
 
 from zoo.checkpoint import TensorEntry
-from zoo.errors import ShapeMismatchError, WeightsError
+from zoo.errors import ConfigError, ShapeMismatchError, WeightsError
 
 logger = logging.getLogger(__name__)
 
@@ -44,12 +47,20 @@ def match_checkpoint(model: Any, entries: dict[str, TensorEntry], *, ignore_mism
     expected = {k: v for k, v in model.state_dict(keep_vars=True).items() if k not in tied}
     found: dict[str, TensorEntry] = {}
     unexpected: list[str] = []
+    tied_copies: dict[str, TensorEntry] = {}
     for ckpt_key, entry in entries.items():
         key = model._checkpoint_key_to_ours(ckpt_key, expected)
         if key in expected:
             found[key] = entry
-        elif key not in tied and not any(re.search(p, key) for p in model.ignore_unexpected):
+        elif key in tied:
+            tied_copies[key] = entry  # the same tensor as its source: read once, through the source
+        elif not any(re.search(p, key) for p in model.ignore_unexpected):
             unexpected.append(ckpt_key)
+    for copy, original in tied.items():
+        # a file holding the tied copy but not its source (lm_head.weight, no wte): that copy is the source, as
+        # transformers' tie_weights swaps the pair when the source is missing
+        if original in expected and original not in found and copy in tied_copies:
+            found[original] = tied_copies[copy]
     namer = _FieldNamer(model.config, source, overrides)
     mismatched: list[str] = []
     for key, target in expected.items():  # in the model's order: the first mismatch is the most telling one
@@ -75,6 +86,25 @@ def checkpoint_shape(model: Any, key: str, entry: TensorEntry) -> tuple[int, ...
         return tuple(model.tensor_from_checkpoint(key, torch.empty(entry.shape, dtype=entry.dtype, device="meta")).shape)
     except Exception:  # noqa: BLE001 (an adapter that reads values: the shape is checked again after reading)
         return entry.shape
+
+
+def resolve_dtype(dtype: torch.dtype | str | None, config: Any) -> torch.dtype | None:
+    """The torch dtype that ``dtype`` names; for ``"auto"`` the one the config records (``dtype``, else its older
+    name ``torch_dtype``, as transformers 5 reads config.json), or None when it records none: then a loader takes
+    the weights' own dtype (``zoo.checkpoint.weights_dtype``), and a model already built stays as it is."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    asked = dtype
+    if isinstance(dtype, str) and dtype == "auto":
+        dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
+        if dtype is None:
+            return None
+    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
+    if not isinstance(resolved, torch.dtype):
+        where = " (the dtype config.json records, read for dtype='auto')" if asked == "auto" else ""
+        raise ConfigError(f"dtype {str(dtype)[:40]!r}{where} is not a torch dtype; use e.g. torch.float16, "
+                          f"'bfloat16' or 'auto'")
+    return resolved
 
 
 def check_dtype(model: Any, key: str, entry: TensorEntry, target: torch.Tensor) -> None:

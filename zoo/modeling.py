@@ -28,11 +28,13 @@ import torch
 from torch import nn
 
 from zoo.checkpoint import (PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, SAFE_WEIGHTS_INDEX_NAME,  # noqa: F401 (re-exported)
-                            SAFE_WEIGHTS_NAME, WEIGHTS_NAMES, TensorEntry, open_checkpoint, weight_files)
+                            SAFE_WEIGHTS_NAME, WEIGHTS_NAMES, TensorEntry, open_checkpoint, weight_files,
+                            weights_dtype)
 from zoo.configuration import CONFIG_NAME, Config, config_from_file, split_hub_kwargs, write_text_atomic
 from zoo.devices import resolve_device
 from zoo.errors import ConfigError, DeviceError, ModelFileNotFoundError, ShapeMismatchError
 from zoo.loading import match_checkpoint
+from zoo.loading import resolve_dtype as _resolve_dtype  # noqa: F401 (pipelines and zoo.convert import it from here)
 from zoo.model_api import GradientCheckpointingLayer, ModelAPIMixin, adjust_tied_bias  # noqa: F401 (re-exported)
 from zoo.outputs import ModelOutput  # noqa: F401 (re-exported: plugins import it from here too)
 
@@ -245,11 +247,13 @@ class PreTrainedModel(ModelAPIMixin):
     @classmethod
     def from_config(cls, config: Config, *, dtype: torch.dtype | str | None = None, device: str | torch.device | None = None,
                     torch_dtype: torch.dtype | str | None = None, attn_implementation: str | None = None) -> PreTrainedModel:
-        """A freshly initialised model (random weights as transformers initialises them)."""
+        """A freshly initialised model (random weights as transformers initialises them), in ``dtype``; without one,
+        in the dtype the config records, float32 when it records none (transformers 5's ``_from_config``)."""
         check_attn_implementation(attn_implementation, config)
         target_device = resolve_device(device) if device is not None else None
         model = cls(config)
-        target_dtype = _resolve_dtype(dtype if dtype is not None else torch_dtype, config)
+        asked = dtype if dtype is not None else torch_dtype
+        target_dtype = _resolve_dtype("auto" if asked is None else asked, config)
         return model.to(device=target_device, dtype=target_dtype) if target_device or target_dtype else model
 
     @classmethod
@@ -258,7 +262,7 @@ class PreTrainedModel(ModelAPIMixin):
         identifier: str | os.PathLike[str],
         *,
         config: Config | None = None,
-        dtype: torch.dtype | str | None = None,
+        dtype: torch.dtype | str | None = "auto",
         device: str | torch.device | None = None,
         ignore_mismatched_sizes: bool = False,
         output_loading_info: bool = False,
@@ -272,8 +276,13 @@ class PreTrainedModel(ModelAPIMixin):
         Extra keyword arguments override config fields (``num_labels=3``, ``problem_type=...``, ``return_dict=False``,
         ``output_attentions=True``); hub options (``revision``, ``token``, ``cache_dir``, ``local_files_only``,
         ``force_download``) go to the hub client; any other name is refused (zoo/configuration.py,
-        ``Config.check_overrides``). ``dtype`` may be a torch dtype, its name, or ``"auto"`` for the dtype the config
-        records (``torch_dtype`` is its older name); ``device`` a name, a torch.device or ``"auto"``.
+        ``Config.check_overrides``). ``dtype`` may be a torch dtype, its name, or ``"auto"``, the default (as in
+        transformers 5): the dtype config.json records (``dtype``, or its older name ``torch_dtype``), else the dtype
+        the weights are stored in, so a bf16 checkpoint loads as bf16 and a float32 one as float32; pass
+        ``dtype=torch.float32`` for float32 whatever the file holds (``torch_dtype=`` is ``dtype``'s older name).
+        Floating-point tensors of any precision are cast to that one dtype. ``device`` may be a name, a
+        torch.device or ``"auto"``; each tensor is read straight into that dtype on that device (never a whole
+        float32 or CPU model first).
 
         transformers' loading options, as zoo reads them: ``attn_implementation`` "sdpa" or "eager" (zoo computes
         attention with scaled_dot_product_attention, the same maths; any other kernel is refused); ``device_map``
@@ -292,9 +301,9 @@ class PreTrainedModel(ModelAPIMixin):
                                  ignore_mismatched_sizes=ignore_mismatched_sizes, output_loading_info=output_loading_info,
                                  attn_implementation=attn_implementation, device_map=device_map,
                                  use_safetensors=use_safetensors, **kwargs)
-        if "torch_dtype" in kwargs:  # transformers' older name
+        if "torch_dtype" in kwargs:  # transformers' older name; a dtype other than the default wins over it
             older = kwargs.pop("torch_dtype")
-            dtype = older if dtype is None else dtype
+            dtype = older if dtype is None or (isinstance(dtype, str) and dtype == "auto") else dtype
         target_device = resolve_device(device_from_map(device, device_map))
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
         from zoo.convert.loader import check_not_tf_only
@@ -308,10 +317,14 @@ class PreTrainedModel(ModelAPIMixin):
         # errors about a field name the file it came from, or the keyword argument that set it
         source = getattr(config, "_source", "the config passed to from_pretrained")
         overrides = getattr(config, "_overrides", frozenset()) | frozenset(kwargs)
-        target_dtype = _resolve_dtype(dtype, config) or torch.float32
+        target_dtype = _resolve_dtype("auto" if dtype is None else dtype, config)  # a bad name fails before any read
         files = select_weight_files(repo, use_safetensors)
         with contextlib.ExitStack() as stack:
             entries = open_checkpoint(files, stack)
+            if target_dtype is None:  # "auto", and config.json records no dtype: the weights' own, from the headers
+                target_dtype = weights_dtype(files, entries)
+                logger.info("%s: config.json records no dtype; loading in %s, the dtype of its weights",
+                            repo.identifier, str(target_dtype).removeprefix("torch."))
             with empty_weights():
                 model = cls(config)
             found, unexpected, mismatched = match_checkpoint(
@@ -348,19 +361,29 @@ class PreTrainedModel(ModelAPIMixin):
 
     def _load_checkpoint(self, found: dict[str, TensorEntry], unexpected: list[str], mismatched: list[str],
                          dtype: torch.dtype, device: torch.device) -> dict[str, list[str]]:
-        """Put each matched checkpoint tensor in place, give every tensor still on meta real memory, and report."""
+        """Put each matched checkpoint tensor in place, give every tensor still on meta real memory, and report.
+
+        A tensor stored in ``dtype`` and loaded onto the CPU is assigned as it is mapped (no copy: its pages are
+        read when first used). Any other is read by ``entry.convert`` straight into ``dtype`` on ``device``, a
+        slice at a time, so memory holds the model being built and one slice, never a second model (a float32
+        copy, a CPU copy of a GPU model). A tied target is not in ``found``: it is its source, read once.
+        """
         tied = self._tied_pairs()
         expected = {k: v for k, v in self.state_dict(keep_vars=True).items() if k not in tied}
         modules = dict(self.named_modules(remove_duplicate=False))  # one walk, not a get_submodule per key
         for key, entry in found.items():
-            tensor = self.tensor_from_checkpoint(key, entry.read())
             target = expected[key]
+            wanted = dtype if entry.dtype.is_floating_point else target.dtype
+            if entry.convert is not None and (entry.dtype != wanted or device.type != "cpu"):
+                # converted before the layout adapter, as transformers casts before its weight converters
+                tensor = self.tensor_from_checkpoint(key, entry.convert(wanted, device))
+            else:
+                tensor = self.tensor_from_checkpoint(key, entry.read())
             if tensor.shape != target.shape:  # an adapter that needed real data: its shape is known only now
                 raise ShapeMismatchError(
                     f"{entry.path.name}: tensor '{entry.key}' has shape {tuple(tensor.shape)} but the model's "
                     f"'{key}' has shape {tuple(target.shape)}; check that config.json matches the weights, "
                     f"or pass ignore_mismatched_sizes=True to re-initialise that layer")
-            wanted = dtype if tensor.is_floating_point() else target.dtype
             if tensor.dtype != wanted or tensor.device != device:
                 tensor = tensor.to(device=device, dtype=wanted)
             self._assign(key, tensor, modules)
@@ -500,23 +523,6 @@ class PreTrainedModel(ModelAPIMixin):
         if callable(getattr(self, "generate", None)):  # as transformers does for every model that can generate
             self.generation_config.save_pretrained(folder)
         return folder
-
-
-# --- dtypes -------------------------------------------------------------------------------------------------------------
-
-
-def _resolve_dtype(dtype: torch.dtype | str | None, config: Config) -> torch.dtype | None:
-    if dtype is None or isinstance(dtype, torch.dtype):
-        return dtype
-    asked = dtype
-    if dtype == "auto":
-        dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None) or "float32"
-    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
-    if not isinstance(resolved, torch.dtype):
-        where = " (the dtype config.json records, read for dtype='auto')" if asked == "auto" else ""
-        raise ConfigError(f"dtype {str(dtype)[:40]!r}{where} is not a torch dtype; use e.g. torch.float16, "
-                          f"'bfloat16' or 'auto'")
-    return resolved
 
 
 # --- transformers' loading options ------------------------------------------------------------------------------------

@@ -209,13 +209,14 @@ def task_of(arch: Any, config: Config, checkpoint: MappingPlan) -> str:
 
 
 def load_tf_model(cls: type | None, identifier: Any, *, task: str | None = None, config: Config | None = None,
-                  model_type: str | None = None, dtype: Any = None, device: Any = None,
+                  model_type: str | None = None, dtype: Any = "auto", device: Any = None,
                   ignore_mismatched_sizes: bool = False, output_loading_info: bool = False,
                   attn_implementation: str | None = None, device_map: Any = None, use_safetensors: bool | None = None,
                   progress: bool | None = None, **kwargs: Any) -> Any:
     """Load ``cls`` (a concrete model class), or the ``task`` head (an Auto class's; None: the checkpoint's own),
-    from the TensorFlow weights of ``identifier``. Keyword arguments are from_pretrained's; ``progress``: a tqdm
-    bar while tensors are read (None: for checkpoints over 200 MB)."""
+    from the TensorFlow weights of ``identifier``. Keyword arguments are from_pretrained's (``dtype="auto"``, the
+    default, is the config's dtype, else the variables' own: float32 for the checkpoints TensorFlow writes);
+    ``progress``: a tqdm bar while tensors are read (None: for checkpoints over 200 MB)."""
     from zoo.devices import resolve_device
     from zoo.hub import repo_files
     from zoo.modeling import device_from_map
@@ -225,7 +226,7 @@ def load_tf_model(cls: type | None, identifier: Any, *, task: str | None = None,
                           "pass one of them")
     if "torch_dtype" in kwargs:
         older = kwargs.pop("torch_dtype")
-        dtype = older if dtype is None else dtype
+        dtype = older if dtype is None or (isinstance(dtype, str) and dtype == "auto") else dtype
     target_device = resolve_device(device_from_map(device, device_map))
     repo = repo_files(identifier, **split_hub_kwargs(kwargs))
     weights = open_tf_weights(repo)
@@ -242,6 +243,7 @@ def load_tf_model(cls: type | None, identifier: Any, *, task: str | None = None,
 def _load(cls: type | None, repo: Any, weights: TFWeights, task: str | None, config: Config | None,
           model_type: str | None, dtype: Any, target_device: torch.device, ignore_mismatched_sizes: bool,
           attn_implementation: str | None, progress: bool | None, kwargs: dict[str, Any]) -> tuple[Any, dict]:
+    from zoo.checkpoint import weights_dtype
     from zoo.loading import match_checkpoint
     from zoo.modeling import _resolve_dtype, check_attn_implementation, empty_weights
 
@@ -270,12 +272,14 @@ def _load(cls: type | None, repo: Any, weights: TFWeights, task: str | None, con
         cls = arch.model_class(task or task_of(arch, config, checkpoint))
     logger.info("%s: %s layout (%s), %d tensors for %s, %d skipped", where, layout.name, weights.kind,
                 len(checkpoint.tensors), cls.__name__, len(checkpoint.skipped))
-    target_dtype = _resolve_dtype(dtype, config) or torch.float32
+    target_dtype = _resolve_dtype("auto" if dtype is None else dtype, config)
     source = getattr(config, "_source", "the config passed to from_pretrained")
     overrides = getattr(config, "_overrides", frozenset()) | frozenset(kwargs)
     with contextlib.ExitStack() as stack:
         bar = stack.enter_context(_progress(weights, checkpoint, progress))
         entries = {key: _entry(weights, planned, bar) for key, planned in checkpoint.tensors.items()}
+        if target_dtype is None:  # "auto" and no dtype in the config: the variables' own, none read yet
+            target_dtype = weights_dtype([], entries)  # (no safetensors index whose metadata could record one)
         with empty_weights():
             model = cls(config)
         try:
