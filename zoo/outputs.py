@@ -76,3 +76,39 @@ class QuestionAnsweringOutput(ModelOutput):
     end_logits: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+
+
+# --- decoder outputs with a key/value cache (transformers' *WithPast). GPT-2 keeps its own, which add
+# ``cross_attentions``. transformers 5 calls the cache ``cache``: both names read.
+
+
+class _CacheAlias:
+    @property
+    def cache(self) -> Any:
+        return self.past_key_values  # type: ignore[attr-defined]
+
+
+@dataclass
+class BaseModelOutputWithPast(_CacheAlias, ModelOutput):
+    last_hidden_state: torch.Tensor
+    past_key_values: Any = None  # zoo.generation.KVCache
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class CausalLMOutputWithPast(_CacheAlias, ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+@dataclass
+class SequenceClassifierOutputWithPast(_CacheAlias, ModelOutput):
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    past_key_values: Any = None
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None

@@ -1,0 +1,29 @@
+"""The gated feed-forward block of Llama-style decoders: ``down(act(gate(x)) * up(x))``.
+
+Shazeer 2020, "GLU Variants Improve Transformer" (arXiv:2002.05202): with ``silu`` this is SwiGLU. Module names are
+the published checkpoints' (``gate_proj``, ``up_proj``, ``down_proj``; transformers' ``LlamaMLP``), so a
+checkpoint's ``mlp.gate_proj.weight`` loads as it is.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo.activations import get_activation
+
+__all__ = ["GatedMLP"]
+
+
+class GatedMLP(nn.Module):
+    """``hidden -> 2 x intermediate (gate, up) -> hidden``; ``bias`` on all three projections or on none."""
+
+    def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "silu", bias: bool = False) -> None:
+        super().__init__()
+        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
+        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
+        self.act_fn = get_activation(activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))  # (B, T, C)
