@@ -36,7 +36,8 @@ hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: Built-in plugins, registered exactly like third-party ones (by module, through their hookimpls).
-DEFAULT_PLUGINS: tuple[str, ...] = ("zoo.plugins.bert", "zoo.plugins.roberta", "zoo.plugins.gpt2", "zoo.plugins.cnn", "zoo.pipelines.builtin")
+DEFAULT_PLUGINS: tuple[str, ...] = ("zoo.plugins.bert", "zoo.plugins.roberta", "zoo.plugins.gpt2", "zoo.plugins.llama", "zoo.plugins.cnn",
+                                     "zoo.pipelines.builtin")
 
 #: Model heads the Auto layer knows by name. A plugin may register other task names for its own use.
 MODEL_TASKS: tuple[str, ...] = (

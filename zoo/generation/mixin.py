@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import ClassVar, Any
 
 import torch
 
@@ -83,6 +83,11 @@ class GenerationMixin:
     ``hidden_size``, or ``num_key_value_heads`` / ``head_dim`` where the architecture has them); override
     :meth:`new_kv_cache` for another layout. :attr:`generation_config` supplies the defaults of every option.
     """
+
+    #: Whether positions are computed rather than learned (rotary), so the model runs past
+    #: ``max_position_embeddings``: generating beyond it warns (quality may degrade there, unless the config scales
+    #: its rotary positions) where a model with learned positions refuses it, as transformers does.
+    computes_positions: ClassVar[bool] = False
 
     # --- what a model provides ---------------------------------------------------------------------------------------
 
@@ -278,7 +283,7 @@ class GenerationMixin:
             asked = f"prompt ({prompt_len} tokens) + max_new_tokens ({config.max_new_tokens}) = {max_length}"
         elif not config.is_set("max_length"):  # transformers' default: 20 new tokens, within the positions
             max_length = prompt_len + config.max_length
-            if limit is not None:
+            if limit is not None and not self.computes_positions:
                 max_length = min(max_length, limit)
             asked = f"prompt ({prompt_len} tokens) + the default 20 new tokens"
         else:
@@ -288,7 +293,10 @@ class GenerationMixin:
                 raise GenerationError(f"the prompt has {prompt_len} tokens and max_length is {max_length}, which "
                                       f"leaves no new token; pass max_new_tokens (tokens after the prompt) or a "
                                       f"larger max_length")
-        if limit is not None and max_length > limit:
+        if limit is not None and max_length > limit and self.computes_positions:
+            logger.warning("%s goes past the %d positions the model was trained on (max_position_embeddings): "
+                           "its output may degrade there", asked, limit)
+        elif limit is not None and max_length > limit:
             raise GenerationError(f"{asked} exceeds the {limit} positions the model has; shorten the prompt or ask "
                                   f"for fewer tokens")
         if max_length <= prompt_len and config.max_new_tokens != 0:
