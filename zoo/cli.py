@@ -18,6 +18,7 @@ sees when something goes wrong, whatever raised it (exit statuses follow the she
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import math
@@ -27,7 +28,7 @@ import sys
 import textwrap
 import traceback
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from zoo.errors import ZooError
@@ -145,13 +146,18 @@ class _Inputs:
     ``blanks`` gets one entry per line read (True for a blank one), so the output can put a ``null`` where each blank
     line was and every input line gets exactly one output line, while the pipeline only ever sees real inputs.
     ``__length_hint__`` gives the count of real inputs when it is known (a file, whose lines are counted before the
-    run), which the pipeline's progress bar uses as its total.
+    run), which the pipeline's progress bar uses as its total. ``parse(line, where)`` turns a line into an input;
+    ``where`` names it for error messages ("stdin line 3", "argument 2").
     """
 
-    def __init__(self, lines: Iterator[str], total: int | None) -> None:
+    def __init__(self, lines: Iterator[str], total: int | None, source: str = "stdin",
+                 parse: Callable[[str, str], Any] | None = None) -> None:
         self._lines = lines
         self._total = total
         self._given = 0
+        self._read = 0
+        self._source = source
+        self._parse = parse or (lambda line, where: _parse_input(line))
         self.blanks: deque[bool] = deque()
 
     def __iter__(self) -> _Inputs:
@@ -159,12 +165,14 @@ class _Inputs:
 
     def __next__(self) -> Any:
         for line in self._lines:
+            self._read += 1
             if not line.strip():
                 self.blanks.append(True)
                 continue
             self.blanks.append(False)
             self._given += 1
-            return _parse_input(line)
+            where = f"argument {self._read}" if self._source == "arguments" else f"{self._source} line {self._read}"
+            return self._parse(line, where)
         raise StopIteration
 
     def __length_hint__(self) -> int:
@@ -181,16 +189,75 @@ def _parse_input(line: str) -> Any:
     return line
 
 
-def _run_inputs(args: argparse.Namespace) -> _Inputs:
+class _InputError(ZooError):
+    """An input ``zoo run`` cannot take as given (a chat that is not one): exit status 2, as for a bad argument."""
+
+
+_CHAT_EXAMPLE = '[{"role": "user", "content": "Hi"}]'
+_CHAT_FORMS = (f"with --chat each input is one chat on one line: a JSON array of messages like {_CHAT_EXAMPLE}, "
+               f"one message object, or plain text for a single user message")
+
+
+def _json_kind(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number")
+
+
+def _chat_input(line: str, where: str, required: bool) -> Any:
+    """A text-generation input: a chat (a list of messages, for the chat template) or a text prompt.
+
+    Without ``--chat``, a line that is a JSON array whose first item is a message (an object with "role" and
+    "content") is a chat, as transformers' pipeline tells chats apart; any other line is a prompt. With ``--chat``
+    every input is a chat: a JSON array of messages, one message object, or plain text (one user message); a line
+    opening with ``[`` or ``{`` that is no chat is an error naming it.
+    """
+    text = line.strip()
+    if not required:
+        if not text.startswith("["):
+            return _parse_input(line)
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            return line
+        is_chat = isinstance(value, list) and value and isinstance(value[0], dict) and {"role", "content"} <= set(value[0])
+        return _check_chat(value, where) if is_chat else line
+    if text[:1] not in ("[", "{"):
+        return [{"role": "user", "content": line}]
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _InputError(f"{where} is not valid JSON ({exc.msg} at column {exc.colno}); {_CHAT_FORMS}") from None
+    if isinstance(value, dict):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        found = "an empty array" if value == [] else _json_kind(value)
+        raise _InputError(f"{where} is {found} where a chat belongs; {_CHAT_FORMS}")
+    return _check_chat(value, where)
+
+
+def _check_chat(messages: list[Any], where: str) -> list[Any]:
+    for number, message in enumerate(messages, 1):
+        if not isinstance(message, dict):
+            raise _InputError(f"{where}: message {number} is {_json_kind(message)}, not an object; each message is "
+                              f"{{\"role\": ..., \"content\": ...}}, as in {_CHAT_EXAMPLE}")
+        missing = [key for key in ("role", "content") if key not in message]
+        if missing:
+            raise _InputError(f"{where}: message {number} has no {' and no '.join(repr(k) for k in missing)} (it has: "
+                              f"{', '.join(map(repr, message)) or 'nothing'}); each message is {{\"role\": ..., "
+                              f"\"content\": ...}}, as in {_CHAT_EXAMPLE}")
+    return messages
+
+
+def _run_inputs(args: argparse.Namespace, parse: Callable[[str, str], Any] | None = None) -> _Inputs:
     """Inputs from the arguments, else --file, else stdin."""
     if args.inputs:
-        return _Inputs(iter(args.inputs), sum(1 for a in args.inputs if a.strip()))
+        return _Inputs(iter(args.inputs), sum(1 for a in args.inputs if a.strip()), "arguments", parse)
     if args.file and args.file != "-":
-        return _Inputs(_read_lines(args.file), _count_inputs(args.file))
+        return _Inputs(_read_lines(args.file), _count_inputs(args.file), args.file, parse)
     if sys.stdin.isatty():  # otherwise a bare `zoo run TASK` on a terminal waits in silence
         print("zoo run: reading inputs from stdin, one a line (end with Ctrl-D); or pass them as arguments or "
               "with --file", file=sys.stderr)
-    return _Inputs((line.rstrip("\r\n") for line in sys.stdin), None)
+    return _Inputs((line.rstrip("\r\n") for line in sys.stdin), None, "stdin", parse)
 
 
 def _count_inputs(path: str) -> int:
@@ -225,6 +292,17 @@ def _task_list() -> str:
     return ", ".join(f"{name} ({', '.join(aliases[name])})" if name in aliases else name for name in registry.tasks())
 
 
+def _task_name(task: str) -> str | None:
+    """The task an argument names (an alias gives its task), or None when no task has that name."""
+    from zoo.errors import UnknownTaskError
+    from zoo.registry import get_registry
+
+    try:
+        return get_registry().task(task).name
+    except UnknownTaskError:
+        return None  # pipeline() reports it, with the registered names
+
+
 def _run(args: argparse.Namespace) -> int:
     """Run a pipeline task over inputs and write one JSON line per input line, in input order."""
     if args.task is None:
@@ -241,9 +319,16 @@ def _run(args: argparse.Namespace) -> int:
             options[key] = json.loads(raw)
         except json.JSONDecodeError:
             options[key] = raw
+    if args.stream:
+        options["stream"] = True
+    parse = None
+    if _task_name(args.task) == "text-generation":  # a JSON chat line is a conversation for the chat template
+        parse = functools.partial(_chat_input, required=args.chat)
+    elif args.chat:
+        args.parser.error(f"--chat reads chats for text-generation, not for {args.task}; leave it out")
     runner = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size,
                       progress=False if args.no_progress else None)
-    inputs = _run_inputs(args)
+    inputs = _run_inputs(args, parse)
     if options.get("stream"):  # text-generation: plain text as it is generated, one line per prompt
         for prompt in inputs:
             while inputs.blanks.popleft():
@@ -335,6 +420,14 @@ def build_parser() -> argparse.ArgumentParser:
                      "a JSON object is passed as a dict, e.g. {\"question\": ..., \"context\": ...}")
     run.add_argument("--model", help="model folder or Hub repo id, optionally pinned as repo@sha (default: the task's)")
     run.add_argument("--file", help="read inputs from this file, one a line ('-' for stdin)")
+    run.add_argument("--chat", action="store_true",
+                     help="text-generation: every input is a chat for the model's chat template, one per line: a "
+                          "JSON array of messages ([{\"role\": \"user\", \"content\": \"Hi\"}]), one message "
+                          "object, or plain text for a single user message (without --chat, a line that is a JSON "
+                          "array of messages is a chat and any other line a prompt)")
+    run.add_argument("--stream", action="store_true",
+                     help="text-generation: print each continuation (or chat reply) as plain text while it is "
+                          "generated, one line per input (the same as -o stream=true)")
     run.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                      help="a task option, the value read as JSON when it parses (top_k=3, pooling=\"mean\"); repeatable")
     run.add_argument("--batch-size", type=int, default=None,
@@ -452,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         verb = getattr(args, "parser", None) or _verb_parser(args)
         message = in_cli_terms(str(exc), verb) if verb is not None else str(exc)
         print(f"zoo: error: {message}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(exc, _InputError) else 1
     except Exception as exc:  # the one place every other failure becomes one line
         _settle_stdout()
         if _wants_traceback(args):
