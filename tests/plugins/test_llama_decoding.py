@@ -128,3 +128,21 @@ def test_zoo_native_off_decodes_through_the_forward_pass(tmp_path, monkeypatch):
     model = load(make_llama(tmp_path, "qwen2"), torch.float32)
     monkeypatch.setattr(native_llama, "available", lambda: False)
     assert model.decoding_step(model.new_kv_cache(1, 8)) is None
+
+
+@pytest.mark.parametrize("rope_scaling", [None, {"rope_type": "dynamic", "factor": 2.0}], ids=["default", "dynamic"])
+def test_generating_past_max_position_embeddings_warns_and_matches_transformers(tmp_path, rope_scaling, caplog):
+    """Rotary positions are computed, so a llama runs past max_position_embeddings (dynamic NTK scaling exists for
+    exactly that): transformers generates there, and so does zoo, with a warning, where GPT-2's learned positions
+    refuse it."""
+    from tests.plugins.llama_checkpoints import load_hf
+
+    overrides = dict(max_position_embeddings=12, **({"rope_scaling": rope_scaling} if rope_scaling else {}))
+    folder = make_llama(tmp_path, "llama", **overrides)
+    batch = make_batch(seed=7, batch=2, length=10, real=(10, 7))
+    kwargs = dict(max_new_tokens=8, do_sample=False, pad_token_id=0)
+    with caplog.at_level("WARNING", logger="zoo.generation.mixin"):
+        ours = load(folder, torch.float32).generate(**batch, **kwargs)
+    assert "past the 12 positions" in caplog.text
+    theirs = load_hf(folder, "llama").generate(**batch, **kwargs)
+    assert torch.equal(ours, theirs)
