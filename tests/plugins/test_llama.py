@@ -7,9 +7,9 @@ hidden / heads, tied and untied embeddings, attention / MLP biases (Llama), q/k/
 sliding windows shorter than the prompt (Mistral; Qwen2 and Qwen3 with use_sliding_window and max_window_layers).
 Logits agree within 1e-5 in float32; greedy and beam-search ids are equal.
 
-Partial rotary is not tested here: none of these four transformers families applies ``partial_rotary_factor`` (their
-default rope ignores it and their ``apply_rotary_pos_emb`` rotates whole heads), so it is tested at the layer level
-(tests/layers/test_attention.py, tests/layers/test_rotary.py).
+None of these four transformers families applies ``partial_rotary_factor`` (their default rope ignores it and their
+``apply_rotary_pos_emb`` rotates whole heads): one config here names a factor and checks zoo ignores it alike;
+partial rotary itself is tested at the layer level (tests/layers/test_attention.py, tests/layers/test_rotary.py).
 """
 
 from __future__ import annotations
@@ -69,6 +69,8 @@ CONFIGS = {
     "llama-rope-longrope": ("llama", dict(rope_parameters={
         "rope_type": "longrope", "rope_theta": 1e4, "original_max_position_embeddings": 8,
         "short_factor": [1.0 + i / 4 for i in range(HALF)], "long_factor": [2.0 + i for i in range(HALF)]})),
+    # a config that names a partial factor: these families' plain RoPE still turns whole heads (as transformers')
+    "llama-partial-factor-ignored": ("llama", dict(partial_rotary_factor=0.5)),
     "mistral-window4": ("mistral", dict(sliding_window=4)),
     "mistral-no-window-tied": ("mistral", dict(sliding_window=None, num_key_value_heads=4, tie_word_embeddings=True)),
     # layer 0 attends to everything, layers 1 and 2 through a window of 5

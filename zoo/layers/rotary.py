@@ -244,7 +244,11 @@ class RotaryEmbedding(nn.Module):
     inv_freq: torch.Tensor
     original_inv_freq: torch.Tensor
 
-    def __init__(self, config: Any, head_dim: int | None = None, device: torch.device | str | None = None) -> None:
+    def __init__(self, config: Any, head_dim: int | None = None, device: torch.device | str | None = None, *,
+                 partial_with_default: bool = True) -> None:
+        """``partial_with_default=False``: plain RoPE (rope_type "default") rotates every channel whatever
+        ``partial_rotary_factor`` says, as transformers' Llama, Mistral and Qwen classes compute it (their default
+        frequencies read ``head_dim`` alone); the scaled variants honour the factor either way."""
         super().__init__()
         self.rope = rope_parameters(config)
         self.rope_type: str = self.rope["rope_type"]
@@ -252,6 +256,8 @@ class RotaryEmbedding(nn.Module):
             head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         self.head_dim = head_dim
         factor = self.rope.get("partial_rotary_factor", 1.0)
+        if not partial_with_default and self.rope_type == "default":
+            factor = 1.0
         if not isinstance(factor, (int, float)) or not 0 < factor <= 1:
             raise ConfigError(f"partial_rotary_factor must be a number in (0, 1], got {factor!r}; it is the share "
                               "of each head's channels that RoPE rotates")

@@ -107,7 +107,8 @@ class LlamaModel(LlamaPreTrainedModel):
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size, config.pad_token_id)
         self.layers = nn.ModuleList(LlamaDecoderLayer(config, i, layout) for i in range(config.num_hidden_layers))
         self.norm = RMSNorm(config.hidden_size, config.rms_norm_eps)
-        self.rotary_emb = RotaryEmbedding(config, head_dim=config.head_dim)
+        # as transformers' Llama-family classes: plain RoPE turns whole heads, whatever partial_rotary_factor says
+        self.rotary_emb = RotaryEmbedding(config, head_dim=config.head_dim, partial_with_default=False)
         self.post_init()
 
     def forward(
