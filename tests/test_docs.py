@@ -124,10 +124,32 @@ class DocModels:
                 "roberta-mlm": lambda: make_roberta(folder, "masked-lm"),
                 "gpt2": lambda: make_gpt2(folder),
                 "resnet": lambda: make_resnet(folder, "basic"),
+                "qwen2-chat": lambda: make_qwen2_chat(folder, "causal-lm"),
+                "qwen2-reward": lambda: make_qwen2_chat(folder, "sequence-classification"),
             }
             builders[name]()
             self.made[name] = str(folder)
         return self.made[name]
+
+
+def make_qwen2_chat(folder: Path, head: str) -> None:
+    """A tiny Qwen2 as chat checkpoints are published: sharded bf16 safetensors (config.json records "bfloat16"),
+    Qwen2's tokenizer with a ChatML template, <|im_end|> as EOS and <|endoftext|> as pad; ``head`` "causal-lm" or
+    "sequence-classification" (one label: a reward model)."""
+    import torch
+    import transformers
+
+    from tests.plugins.test_llama_tokenizer import write_folder
+
+    write_folder(folder, "qwen2")
+    tok = transformers.AutoTokenizer.from_pretrained(str(folder))
+    torch.manual_seed(0)
+    config = transformers.Qwen2Config(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                      initializer_range=0.4, bos_token_id=None, eos_token_id=tok.eos_token_id,
+                                      pad_token_id=tok.pad_token_id, num_labels=1)
+    cls = transformers.Qwen2ForCausalLM if head == "causal-lm" else transformers.Qwen2ForSequenceClassification
+    cls(config).to(torch.bfloat16).save_pretrained(folder, max_shard_size="40KB")
 
 
 @pytest.fixture(scope="session")
@@ -164,6 +186,14 @@ def _setup_roberta(models, request):
 
 def _setup_gpt2(models, request):
     return Setup(replace={"openai-community/gpt2": models("gpt2")})
+
+
+def _setup_qwen2_chat(models, request):
+    return Setup(replace={"Qwen/Qwen2.5-0.5B-Instruct": models("qwen2-chat")})
+
+
+def _setup_qwen2_reward(models, request):
+    return Setup(replace={"path/to/reward-model": models("qwen2-reward")})
 
 
 def _setup_images(models, request):
@@ -257,6 +287,8 @@ SETUPS: dict[str, Callable[..., Setup]] = {
     "bert-loaded": _setup_bert_loaded,
     "roberta": _setup_roberta,
     "gpt2": _setup_gpt2,
+    "qwen2-chat": _setup_qwen2_chat,
+    "qwen2-reward": _setup_qwen2_reward,
     "images": _setup_images,
     "simple-cnn": _setup_simple_cnn,
     "pipeline-defaults": _setup_pipeline_defaults,
