@@ -372,3 +372,20 @@ def adjust_tied_bias(module: nn.Module) -> None:
         bias.data = F.pad(bias.data, (0, weight.shape[0] - bias.shape[0]), "constant", 0)
     if isinstance(module, nn.Linear) and isinstance(weight, torch.Tensor):
         module.out_features = weight.shape[0]
+
+
+def last_token_states(hidden: torch.Tensor, input_ids: torch.Tensor | None, pad_token_id: int | None) -> torch.Tensor:
+    """The hidden state (B, C) of each row's last token that is not padding, the one a decoder-only classifier reads
+    (it alone has seen the whole text): the rightmost id other than ``pad_token_id``, so left and right padding both
+    work. Without a pad id only a batch of one can be classified (as in transformers); without input_ids (embeddings
+    given) the last position is taken."""
+    B, T = hidden.shape[:2]
+    if pad_token_id is None and B != 1:
+        raise ValueError(f"cannot classify a batch of {B} without config.pad_token_id: the last real token of "
+                         f"each row is unknown; set pad_token_id (e.g. to the tokenizer's pad or eos id)")
+    if pad_token_id is None or input_ids is None:
+        last = torch.full((B,), T - 1, dtype=torch.long, device=hidden.device)
+    else:
+        not_pad = (input_ids != pad_token_id).to(device=hidden.device, dtype=torch.int32)
+        last = (torch.arange(input_ids.shape[-1], device=hidden.device, dtype=torch.int32) * not_pad).argmax(-1)
+    return hidden[torch.arange(B, device=hidden.device), last]  # (B, C)

@@ -23,7 +23,7 @@ from __future__ import annotations
 from zoo.lazy import lazy_exports
 
 _EXPORTS = {
-    "zoo.generation.cache": ("KVCache", "causal_attention_mask"),
+    "zoo.generation.cache": ("KVCache", "causal_attention_mask", "forward_cache"),
     "zoo.generation.decoding": ("SPLIT_MATMUL_MAX_ROWS", "DecodingProjection", "decode_matmul", "decoding_weight",
                                 "has_forward_hooks", "project_for_decoding"),
     "zoo.generation.config": ("GENERATION_CONFIG_NAME", "GenerationConfig", "load_generation_config"),

@@ -12,11 +12,18 @@ gathers them in place, over the cached positions only.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
 import torch
 
+from zoo.model_api import warn_once
 from zoo.modeling import is_exporting
 
-__all__ = ["KVCache", "causal_attention_mask"]
+logger = logging.getLogger(__name__)
+
+__all__ = ["KVCache", "causal_attention_mask", "forward_cache"]
 
 
 class KVCache:
@@ -119,3 +126,25 @@ def causal_attention_mask(attention_mask: torch.Tensor | None, q_len: int, past_
         raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions but the input has {q_len} new "
                          f"and {past_len} cached ones; pass a mask over past and new positions ({kv_len})")
     return causal & attention_mask.bool()[:, None, None, :], False  # (B, 1, T, S)
+
+
+def forward_cache(model: Any, layers: Iterable[Any], past_key_values: Any, use_cache: bool, batch_size: int,
+                  length: int, new_cache: Callable[[int, int], KVCache]) -> tuple[KVCache | None, bool]:
+    """The cache a decoder's forward pass writes, and whether it returns it: ``past_key_values`` (checked to be a
+    :class:`KVCache`), or a new one of ``length`` positions when ``use_cache``, or none.
+
+    Under gradient checkpointing in training (any of ``layers`` checkpointed) there is no cache, with a warning
+    when one was asked for: the backward pass replays each layer, which would write the cache twice.
+    """
+    cache = past_key_values
+    if model.training and torch.is_grad_enabled() and any(layer.gradient_checkpointing for layer in layers):
+        if use_cache or cache is not None:
+            warn_once(logger, "use_cache=True is incompatible with gradient checkpointing (the backward pass "
+                              "replays each layer, which would write the cache twice): setting use_cache=False")
+        return None, False
+    if cache is None and use_cache:
+        return new_cache(batch_size, length), use_cache
+    if cache is not None and not isinstance(cache, KVCache):
+        raise TypeError(f"past_key_values must be the zoo.generation.KVCache a previous call returned, got "
+                        f"{type(cache).__name__}")
+    return cache, use_cache

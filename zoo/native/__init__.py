@@ -1,4 +1,5 @@
-"""Optional native kernels, loaded on first use: a whole GPT-2-style decoding step in one parallel region.
+"""Optional native kernels, loaded on first use: a whole decoding step in one parallel region (GPT-2-style blocks
+here; Llama-style ones in :mod:`zoo.native.llama`).
 
 The C source (``decode.c`` beside this file, which says why it exists) is compiled when zoo is installed, as the
 extension ``zoo/native/_decode*.so``; a machine without a C compiler installs zoo without it, and everything then
@@ -32,7 +33,8 @@ if TYPE_CHECKING:  # annotations only: importing zoo.native loads no torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ACTIVATIONS", "DecoderLayerWeights", "NativeDecoder", "available", "load_crc32c", "status"]
+__all__ = ["ACTIVATIONS", "CacheBoundKernel", "DecoderLayerWeights", "NativeDecoder", "available", "load_crc32c",
+           "open_library", "status", "step_mask"]
 
 ABI_VERSION = 1
 CRC32C_ABI_VERSION = 1  # crc32c.c's zoo_crc32c_abi_version
@@ -151,7 +153,43 @@ class DecoderLayerWeights:
     scale: float  # attention scale of this layer
 
 
-class NativeDecoder:
+class CacheBoundKernel:
+    """What both decoding kernels' wrappers share: the kernel's structs hold raw pointers into a KVCache's buffers,
+    rebound whenever the cache has grown into new ones. Subclasses set ``cache``, ``_layers`` (structs with
+    ``keys`` / ``values``), ``_model`` (with ``capacity``) and ``_cache_state = ()``."""
+
+    cache: Any
+    _layers: Any
+    _model: Any
+    _cache_state: tuple
+
+    def _bind_cache(self) -> None:
+        """Point the kernel at the cache's buffers (again, if the cache has grown into new ones)."""
+        cache = self.cache
+        state = tuple(t.data_ptr() for t in cache.keys + cache.values)
+        if state != self._cache_state:
+            for struct, k, v in zip(self._layers, cache.keys, cache.values):
+                struct.keys, struct.values = k.data_ptr(), v.data_ptr()
+            self._model.capacity = cache.capacity
+            self._cache_state = state
+
+
+def step_mask(attention_mask: torch.Tensor | None, batch: int, past: int) -> tuple[int | None, int]:
+    """(pointer, row stride) of a decoding step's boolean ``(batch, 1, 1, past + 1)`` mask (True = attend), checked
+    before a kernel reads it; (None, 0) without a mask."""
+    import torch
+
+    if attention_mask is None:
+        return None, 0
+    if (attention_mask.dtype != torch.bool or attention_mask.stride(-1) != 1 or attention_mask.dim() != 4
+            or attention_mask.shape[0] != batch or attention_mask.shape[-1] != past + 1):
+        raise ValueError(f"attention_mask must be a boolean ({batch}, 1, 1, {past + 1}) mask over the cached "
+                         f"positions and the new one, contiguous in its last dimension; got "
+                         f"{attention_mask.dtype} {tuple(attention_mask.shape)}")
+    return attention_mask.data_ptr(), attention_mask.stride(0)
+
+
+class NativeDecoder(CacheBoundKernel):
     """One decoding step of a GPT-2-style decoder through the native kernel (``zoo_decode_step`` in decode.c).
 
     Built once per ``generate`` call over the model's own tensors (no copy: the kernel reads the parameters in
@@ -248,16 +286,6 @@ class NativeDecoder:
                         f"{hidden // heads})")
         return ""
 
-    def _bind_cache(self) -> None:
-        """Point the kernel at the cache's buffers (again, if the cache has grown into new ones)."""
-        cache = self.cache
-        state = tuple(t.data_ptr() for t in cache.keys + cache.values)
-        if state != self._cache_state:
-            for struct, k, v in zip(self._layers, cache.keys, cache.values):
-                struct.keys, struct.values = k.data_ptr(), v.data_ptr()
-            self._model.capacity = cache.capacity
-            self._cache_state = state
-
     def __call__(self, input_ids: torch.Tensor, positions: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``input_ids`` (B,) and ``positions`` (B,) int64 -> logits (B, vocab); ``attention_mask`` None or a
@@ -274,15 +302,7 @@ class NativeDecoder:
         ids = input_ids.to(torch.int64).contiguous()
         positions = positions.to(torch.int64).contiguous()
         logits = torch.empty(batch, self.vocab)
-        if attention_mask is not None:
-            if (attention_mask.dtype != torch.bool or attention_mask.stride(-1) != 1 or attention_mask.dim() != 4
-                    or attention_mask.shape[0] != batch or attention_mask.shape[-1] != past + 1):
-                raise ValueError(f"attention_mask must be a boolean ({batch}, 1, 1, {past + 1}) mask over the cached "
-                                 f"positions and the new one, contiguous in its last dimension; got "
-                                 f"{attention_mask.dtype} {tuple(attention_mask.shape)}")
-            mask_ptr, mask_stride = attention_mask.data_ptr(), attention_mask.stride(0)
-        else:
-            mask_ptr, mask_stride = None, 0
+        mask_ptr, mask_stride = step_mask(attention_mask, batch, past)
         code = self._library.zoo_decode_step(ctypes.byref(self._model), ids.data_ptr(), positions.data_ptr(), batch,
                                               past, mask_ptr, mask_stride, logits.data_ptr(), torch.get_num_threads())
         if code == -3:

@@ -1,7 +1,8 @@
 /*
  * What zoo's decoding kernels share (decode.c: GPT-2-style blocks; decode_llama.c: Llama-style ones): the dispatch of
- * hot loops to the widest vector unit, work splitting over threads, a vectorizable exp, dot products and the MLP
- * activations. Everything here is static, so each kernel compiles its own copy.
+ * hot loops to the widest vector unit, work splitting over threads, a vectorizable exp, dot products (float32, and
+ * bf16 widened to float32), the MLP activations and single-query attention over a float32 or bf16 key/value cache.
+ * Everything here is static, so each kernel compiles its own copy.
  */
 #ifndef ZOO_NATIVE_COMMON_H
 #define ZOO_NATIVE_COMMON_H
@@ -88,6 +89,64 @@ __attribute__((unused)) ZOO_HOT static void activate(float *restrict h, int64_t 
     default:
         break;
     }
+}
+
+/* bf16 -> float32: the bf16 bits are the float's upper half */
+static inline float from_bf16(uint16_t h) {
+    const uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* dot of a bf16 row with float32 values, the row widened on the fly (bf16 keys; bf16 weights without AVX512-BF16) */
+static inline float dot_bf16(const uint16_t *restrict w, const float *restrict x, int64_t n) {
+    float acc[16] = {0};
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        for (int l = 0; l < 16; l++) acc[l] += from_bf16(w[k + l]) * x[k + l];
+    float tail = 0.0f;
+    for (; k < n; k++) tail += from_bf16(w[k]) * x[k];
+    for (int s = 8; s > 0; s >>= 1)
+        for (int l = 0; l < s; l++) acc[l] += acc[l + s];
+    return acc[0] + tail;
+}
+
+/* Single-query attention of one head over cached positions 0..past (the new key/value already stored at past),
+ * skipping masked positions and those outside the window; writes head_dim float32 outputs. */
+ZOO_HOT static void attend(const float *restrict q, const void *keys, const void *values, int bf16, int64_t past,
+                           int64_t hd, float scale, const uint8_t *restrict mask, int64_t window,
+                           float *restrict scores, float *restrict out) {
+    const int64_t first = window > 0 && past + 1 > window ? past + 1 - window : 0;
+    float best = -INFINITY;
+    for (int64_t s = 0; s <= past; s++) {
+        float v = -INFINITY;
+        if (s >= first && !(mask && !mask[s]))
+            v = (bf16 ? dot_bf16((const uint16_t *)keys + s * hd, q, hd) : dot((const float *)keys + s * hd, q, hd)) *
+                scale;
+        scores[s] = v;
+        best = v > best ? v : best;
+    }
+    float total = 0.0f;
+    for (int64_t s = 0; s <= past; s++) {
+        const float e = exp_approx(scores[s] - best);
+        scores[s] = scores[s] == -INFINITY ? 0.0f : e;
+        total += scores[s];
+    }
+    for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
+    for (int64_t s = 0; s <= past; s++) {
+        const float e = scores[s];
+        if (e == 0.0f) continue;
+        if (bf16) {
+            const uint16_t *restrict v = (const uint16_t *)values + s * hd;
+            for (int64_t d = 0; d < hd; d++) out[d] += e * from_bf16(v[d]);
+        } else {
+            const float *restrict v = (const float *)values + s * hd;
+            for (int64_t d = 0; d < hd; d++) out[d] += e * v[d];
+        }
+    }
+    const float inv = total > 0.0f ? 1.0f / total : 0.0f;
+    for (int64_t d = 0; d < hd; d++) out[d] *= inv;
 }
 
 #endif

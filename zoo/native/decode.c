@@ -135,32 +135,6 @@ ZOO_HOT static void matmul_rows(const float *restrict h, int B, int64_t K, const
         for (int r = 0; r < B; r++) y[r * V + v] = dot(E + v * K, h + r * K, K) + (bias ? bias[v] : 0.0f);
 }
 
-/* Single-query attention of one (row, head) over positions 0..past (the new key/value already stored at past),
- * skipping masked positions; writes head_dim outputs. The exponentials go through exp_approx in one vectorized
- * loop (libm's scalar expf per position was a visible part of the step). */
-ZOO_HOT static void attend(const float *restrict q, const float *restrict keys, const float *restrict values,
-                           int64_t past, int64_t hd, float scale, const uint8_t *restrict mask, float *restrict scores,
-                           float *restrict out) {
-    float best = -INFINITY;
-    for (int64_t s = 0; s <= past; s++) {
-        scores[s] = (mask && !mask[s]) ? -INFINITY : dot(q, keys + s * hd, hd) * scale;
-        best = scores[s] > best ? scores[s] : best;
-    }
-    float total = 0.0f;
-    for (int64_t s = 0; s <= past; s++) {
-        const float e = exp_approx(scores[s] - best);
-        scores[s] = scores[s] == -INFINITY ? 0.0f : e;
-        total += scores[s];
-    }
-    for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
-    for (int64_t s = 0; s <= past; s++) {
-        const float e = scores[s], *restrict v = values + s * hd;
-        for (int64_t d = 0; d < hd; d++) out[d] += e * v[d];
-    }
-    const float inv = 1.0f / total;
-    for (int64_t d = 0; d < hd; d++) out[d] *= inv;
-}
-
 /*
  * One step for B rows: ids (B), positions (B) into wpe, the cache holds `past` positions (the new ones go at index
  * past), mask NULL or (B, mask_stride) bytes with 1 = attend over positions 0..past. Writes logits (B, vocab).
@@ -209,8 +183,8 @@ int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *posit
                            qkv + which * hd);
                 memcpy(L->keys + at + past * hd, qkv + hd, (size_t)hd * sizeof(float));
                 memcpy(L->values + at + past * hd, qkv + 2 * hd, (size_t)hd * sizeof(float));
-                attend(qkv, L->keys + at, L->values + at, past, hd, L->scale, mask ? mask + r * mask_stride : NULL,
-                       scores, att + r * C + h * hd);
+                attend(qkv, L->keys + at, L->values + at, 0, past, hd, L->scale, mask ? mask + r * mask_stride : NULL,
+                       0, scores, att + r * C + h * hd);
             }
 #pragma omp barrier
             split(C, 8, tid, nth, &lo, &hi);

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any
 
-from zoo.native import ACTIVATIONS, open_library
+from zoo.native import ACTIVATIONS, CacheBoundKernel, open_library, step_mask
 
 if TYPE_CHECKING:
     import torch
@@ -104,7 +104,7 @@ class RMSLayerWeights:
     window: int = 0  # sliding window (keys a query sees, itself included); 0: all
 
 
-class RMSNativeDecoder:
+class RMSNativeDecoder(CacheBoundKernel):
     """One decoding step of a Llama-style decoder through ``zoo_rms_decode_step`` (decode_llama.c).
 
     Raises ValueError when a tensor is not what the kernel reads (a dtype other than float32/bfloat16, mixed
@@ -194,16 +194,6 @@ class RMSNativeDecoder:
                         f"capacity, {head_dim})")
         return ""
 
-    def _bind_cache(self) -> None:
-        """Point the kernel at the cache's buffers (again, if the cache has grown into new ones)."""
-        cache = self.cache
-        state = tuple(t.data_ptr() for t in cache.keys + cache.values)
-        if state != self._cache_state:
-            for struct, k, v in zip(self._layers, cache.keys, cache.values):
-                struct.keys, struct.values = k.data_ptr(), v.data_ptr()
-            self._model.capacity = cache.capacity
-            self._cache_state = state
-
     def __call__(self, input_ids: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """``input_ids`` (B,) -> logits (B, vocab) float32; ``cos``/``sin`` (B, rotary_dim): the rotary tables of
@@ -222,15 +212,7 @@ class RMSNativeDecoder:
         cos = cos.to(torch.float32).contiguous()
         sin = sin.to(torch.float32).contiguous()
         logits = torch.empty(batch, self.vocab)
-        if attention_mask is not None:
-            if (attention_mask.dtype != torch.bool or attention_mask.stride(-1) != 1 or attention_mask.dim() != 4
-                    or attention_mask.shape[0] != batch or attention_mask.shape[-1] != past + 1):
-                raise ValueError(f"attention_mask must be a boolean ({batch}, 1, 1, {past + 1}) mask over the cached "
-                                 f"positions and the new one, contiguous in its last dimension; got "
-                                 f"{attention_mask.dtype} {tuple(attention_mask.shape)}")
-            mask_ptr, mask_stride = attention_mask.data_ptr(), attention_mask.stride(0)
-        else:
-            mask_ptr, mask_stride = None, 0
+        mask_ptr, mask_stride = step_mask(attention_mask, batch, past)
         code = self._library.zoo_rms_decode_step(ctypes.byref(self._model), ids.data_ptr(), cos.data_ptr(),
                                                   sin.data_ptr(), batch, past, mask_ptr, mask_stride, logits.data_ptr(),
                                                   torch.get_num_threads())

@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.generation import GenerationMixin, KVCache, causal_attention_mask
+from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, forward_cache
 from zoo.layers import GatedMLP, GroupedQueryAttention, RMSNorm, RotaryEmbedding, sliding_window_mask
-from zoo.model_api import warn_once
+from zoo.model_api import last_token_states
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringOutput,
                          SequenceClassifierOutputWithPast, TokenClassifierOutput)
@@ -138,17 +138,7 @@ class LlamaModel(LlamaPreTrainedModel):
             inputs_embeds = self.embed_tokens(input_ids)  # (B, T, C)
         B, T = inputs_embeds.shape[:2]
         use_cache = config.use_cache if use_cache is None else use_cache
-        cache = past_key_values
-        if self.training and torch.is_grad_enabled() and any(layer.gradient_checkpointing for layer in self.layers):
-            if use_cache or cache is not None:
-                warn_once(logger, "use_cache=True is incompatible with gradient checkpointing (the backward pass "
-                                  "replays each layer, which would write the cache twice): setting use_cache=False")
-            use_cache, cache = False, None
-        if cache is None and use_cache:
-            cache = self.new_cache(B, T)
-        elif cache is not None and not isinstance(cache, KVCache):
-            raise TypeError(f"past_key_values must be the zoo.generation.KVCache a previous call returned, got "
-                            f"{type(cache).__name__}")
+        cache, use_cache = forward_cache(self, self.layers, past_key_values, use_cache, B, T, self.new_cache)
         past = cache.length if cache is not None else 0
         x = inputs_embeds
         if position_ids is None:
@@ -244,18 +234,7 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
                 output_attentions=None) -> SequenceClassifierOutputWithPast:
         out = self.model(input_ids, attention_mask, position_ids, past_key_values, inputs_embeds, use_cache,
                          output_hidden_states, output_attentions, return_dict=True)
-        h = out.last_hidden_state  # (B, T, C)
-        B = h.shape[0]
-        pad = self.config.pad_token_id
-        if pad is None and B != 1:
-            raise ValueError(f"cannot classify a batch of {B} without config.pad_token_id: the last real token of "
-                             f"each row is unknown; set pad_token_id (e.g. to the tokenizer's pad or eos id)")
-        if pad is None or input_ids is None:
-            last = torch.full((B,), h.shape[1] - 1, dtype=torch.long, device=h.device)
-        else:
-            not_pad = (input_ids != pad).to(device=h.device, dtype=torch.int32)
-            last = (torch.arange(input_ids.shape[-1], device=h.device, dtype=torch.int32) * not_pad).argmax(-1)  # (B,)
-        logits = self.score(h[torch.arange(B, device=h.device), last])  # (B, num_labels)
+        logits = self.score(last_token_states(out.last_hidden_state, input_ids, self.config.pad_token_id))  # (B, labels)
         loss = classification_loss(logits, labels, self.config) if labels is not None else None
         return SequenceClassifierOutputWithPast(loss, logits, out.past_key_values, out.hidden_states, out.attentions)
 
