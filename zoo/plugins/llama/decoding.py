@@ -47,6 +47,13 @@ class LlamaNativeDecodingStep:
         self.cache = cache
         self.rotary = body.rotary_emb
         self.dtype = body.embed_tokens.weight.dtype
+        # rope types whose frequencies never change: every position's cos/sin made once per generate call (what
+        # forward computes for each position alone, so the rows are the same values), looked up at each step
+        self.tables: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.rotary.rope_type not in ("dynamic", "longrope"):
+            positions = torch.arange(cache.capacity, device=self.rotary.inv_freq.device)[None]  # (1, capacity)
+            cos, sin = self.rotary.cos_sin(positions, dtype=self.dtype)  # (1, capacity, R) each
+            self.tables = (cos[0].float(), sin[0].float())
         layers = [self.layer_weights(layer) for layer in body.layers]
         attn = body.layers[0].self_attn
         self.kernel = native.RMSNativeDecoder(
@@ -80,8 +87,12 @@ class LlamaNativeDecodingStep:
         cache = self.cache
         if position_ids is None:
             position_ids = torch.full((input_ids.shape[0], 1), cache.length, dtype=torch.long)
-        # the model's own rotary module (dynamic / longrope update included), in the model's dtype as forward has it
-        cos, sin = self.rotary(self.rotary.inv_freq.new_empty(0, dtype=self.dtype), position_ids)  # (B, 1, R)
-        logits = self.kernel(input_ids[:, 0], cos[:, 0], sin[:, 0], attention_mask)  # (B, V)
+        positions = position_ids[:, 0]  # (B,)
+        if self.tables is not None and int(positions.max()) < self.tables[0].shape[0]:
+            cos, sin = self.tables[0][positions], self.tables[1][positions]  # (B, R)
+        else:  # the model's own rotary module (dynamic / longrope update included), in the model's dtype
+            cos, sin = self.rotary(self.rotary.inv_freq.new_empty(0, dtype=self.dtype), position_ids)  # (B, 1, R)
+            cos, sin = cos[:, 0], sin[:, 0]
+        logits = self.kernel(input_ids[:, 0], cos, sin, attention_mask)  # (B, V)
         cache.advance(1)
         return logits
