@@ -70,9 +70,9 @@ int zoo_rms_bf16_dot(void) {
 static inline uint16_t to_bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, sizeof u);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
-    u += 0x7fffu + ((u >> 16) & 1u);
-    return (uint16_t)(u >> 16);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    /* a select, not a branch: the loops that round whole rows vectorize */
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
 }
 
 /* the value as the model's dtype holds it: rounded to bf16 in a bf16 model, as is in float32 */
@@ -142,6 +142,24 @@ typedef struct {
     const uint16_t *h;
 } zoo_input;
 
+/* y[r, j] += bias[j] for j in [lo, hi), then held in the model's dtype: the bias joins the float32 sum before the
+ * one rounding, as addmm adds it. One loop per case, so each vectorizes. */
+ZOO_HOT static void finish_rows(float *restrict y, int64_t ldy, int B, int64_t lo, int64_t hi, const void *bias,
+                                int bf16) {
+    for (int r = 0; r < B; r++) {
+        float *restrict row = y + r * ldy;
+        if (bf16 && bias) {
+            const uint16_t *restrict b = (const uint16_t *)bias;
+            for (int64_t j = lo; j < hi; j++) row[j] = from_bf16(to_bf16(row[j] + from_bf16(b[j])));
+        } else if (bf16) {
+            for (int64_t j = lo; j < hi; j++) row[j] = from_bf16(to_bf16(row[j]));
+        } else if (bias) {
+            const float *restrict b = (const float *)bias;
+            for (int64_t j = lo; j < hi; j++) row[j] += b[j];
+        }
+    }
+}
+
 /* y[r, j] = W[j, :] . x[r, :] + bias[j] for j in [lo, hi), rows r < B, held in the model's dtype */
 static void project(const zoo_rms_model *m, int dp, const void *W, const void *bias, int64_t K, zoo_input x, int B,
                     int64_t lo, int64_t hi, float *y, int64_t ldy) {
@@ -153,10 +171,7 @@ static void project(const zoo_rms_model *m, int dp, const void *W, const void *b
 #endif
     else
         rows_bf16_widened((const uint16_t *)W, K, x.f, B, lo, hi, y, ldy);
-    /* the bias joins the float32 sum before the one rounding, as addmm adds it */
-    for (int r = 0; r < B; r++)
-        for (int64_t j = lo; j < hi; j++)
-            y[r * ldy + j] = held(y[r * ldy + j] + (bias ? load(bias, m->bf16, j) : 0.0f), m->bf16);
+    finish_rows(y, ldy, B, lo, hi, bias, m->bf16);
 }
 
 /* out = weight * (x / rms(x)) over n values, rounded where the forward pass rounds (x * rsqrt in float32, cast to
