@@ -32,6 +32,23 @@ _NOT_SAVED = ("tokenizer_file", "name_or_path", "vocab_file", "merges_file", "au
               "chat_template", "additional_special_tokens", "extra_special_tokens")
 
 
+def read_bpe_vocabulary(repo: Any, kind: str) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """``(vocab, merges)`` from vocab.json + merges.txt, the files of a byte-level BPE repo without tokenizer.json,
+    read as ``tokenizers``' BPE reads them; ``kind`` ("a GPT-2 tokenizer") says in the errors what needs them."""
+    from tokenizers.models import BPE
+
+    missing = [name for name in ("vocab.json", "merges.txt") if not repo.exists(name)]
+    if missing:
+        raise TokenizerError(f"{repo.identifier} has neither tokenizer.json nor vocab.json + merges.txt (missing: "
+                             f"{', '.join(missing)}); {kind} needs tokenizer.json, or vocab.json with merges.txt")
+    vocab_path, merges_path = repo.require("vocab.json"), repo.require("merges.txt")
+    try:
+        return BPE.read_file(str(vocab_path), str(merges_path))
+    except Exception as exc:  # noqa: BLE001 (tokenizers raises its own exception types for unreadable files)
+        raise TokenizerError(f"{vocab_path} / {merges_path} cannot be read as a byte-level BPE vocabulary "
+                             f"({exc}); re-download them") from None
+
+
 def read_settings(repo: Any, kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(settings the files and the caller state, tokenizer_config.json as written): tokenizer_config.json, then
     special_tokens_map.json, then ``kwargs``; a legacy added_tokens.json becomes ``added_tokens_decoder``."""

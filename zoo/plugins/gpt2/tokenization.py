@@ -16,6 +16,7 @@ from typing import Any
 
 from zoo.errors import TokenizerError
 from zoo.tokenization import Tokenizer, _token_content
+from zoo.tokenization.files import read_bpe_vocabulary
 
 DEFAULTS: dict[str, Any] = {
     "tokenizer_class": "GPT2Tokenizer",
@@ -57,15 +58,7 @@ def build_byte_level_bpe(repo: Any, settings: dict[str, Any]) -> Any:
     from tokenizers import Tokenizer as Backend
     from tokenizers.models import BPE
 
-    if not (repo.exists("vocab.json") and repo.exists("merges.txt")):
-        raise TokenizerError(f"{repo.identifier} has neither tokenizer.json nor vocab.json + merges.txt; a GPT-2 "
-                             f"tokenizer needs one of them")
-    vocab_path, merges_path = repo.require("vocab.json"), repo.require("merges.txt")
-    try:
-        vocab, merges = BPE.read_file(str(vocab_path), str(merges_path))
-    except Exception as exc:
-        raise TokenizerError(f"{vocab_path} / {merges_path} cannot be read as a BPE vocabulary ({exc}); "
-                             f"re-download them") from None
+    vocab, merges = read_bpe_vocabulary(repo, "a GPT-2 tokenizer")
     backend = Backend(BPE(vocab, merges, dropout=None, continuing_subword_prefix="", end_of_word_suffix="",
                           fuse_unk=False))
     backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=bool(settings.get("add_prefix_space")))

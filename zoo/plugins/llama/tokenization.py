@@ -37,6 +37,7 @@ from typing import Any
 
 from zoo.errors import TokenizerError
 from zoo.tokenization import TOKENIZER_CONFIG_FILE, TOKENIZER_FILE, Tokenizer
+from zoo.tokenization.files import read_bpe_vocabulary
 
 #: The split regex of Qwen2's byte-level BPE: contractions, letter runs with one leading non-letter, single digits,
 #: punctuation runs, newlines, other whitespace (models/qwen2/tokenization_qwen2.py).
@@ -205,15 +206,7 @@ def build_qwen2_from_vocab(repo: Any, settings: dict[str, Any]) -> Any:
     from tokenizers import Tokenizer as Backend
     from tokenizers.models import BPE
 
-    missing = [name for name in ("vocab.json", "merges.txt") if not repo.exists(name)]
-    if missing:
-        raise TokenizerError(f"{repo.identifier} has neither {TOKENIZER_FILE} nor {' and '.join(missing)}; a Qwen2 "
-                             f"tokenizer needs {TOKENIZER_FILE}, or vocab.json with merges.txt")
-    try:
-        vocab, merges = BPE.read_file(str(repo.require("vocab.json")), str(repo.require("merges.txt")))
-    except Exception as exc:
-        raise TokenizerError(f"{repo.identifier}: vocab.json / merges.txt cannot be read as a BPE vocabulary ({exc}); "
-                             f"re-download them") from None
+    vocab, merges = read_bpe_vocabulary(repo, "a Qwen2 tokenizer")
     return qwen2_pipeline(Backend(BPE(vocab, merges)), settings)
 
 

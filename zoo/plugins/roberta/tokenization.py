@@ -16,6 +16,7 @@ from typing import Any
 
 from zoo.errors import TokenizerError
 from zoo.tokenization import SPECIAL_TOKEN_NAMES, TOKENIZER_FILE, Tokenizer, _token_content
+from zoo.tokenization.files import read_bpe_vocabulary
 
 DEFAULTS: dict[str, Any] = {
     "tokenizer_class": "RobertaTokenizer",
@@ -72,15 +73,7 @@ def build_byte_level_bpe(repo: Any, settings: dict[str, Any]) -> Any:
     from tokenizers import Tokenizer as Backend
     from tokenizers.models import BPE
 
-    missing = [name for name in ("vocab.json", "merges.txt") if not repo.exists(name)]
-    if missing:
-        raise TokenizerError(f"{repo.identifier} has neither tokenizer.json nor {' and '.join(missing)}; "
-                             f"a RoBERTa tokenizer needs tokenizer.json, or vocab.json with merges.txt")
-    try:
-        vocab, merges = BPE.read_file(str(repo.require("vocab.json")), str(repo.require("merges.txt")))
-    except Exception as exc:
-        raise TokenizerError(f"{repo.identifier}: vocab.json/merges.txt cannot be read as byte-level BPE ({exc}); "
-                             f"re-download them") from None
+    vocab, merges = read_bpe_vocabulary(repo, "a RoBERTa tokenizer")
     backend = Backend(BPE(vocab, merges, dropout=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
     tokens = _added_tokens(settings)
     backend.add_special_tokens([t for t in tokens if t.special])
