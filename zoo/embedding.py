@@ -4,6 +4,10 @@ A sentence-transformers repo (e.g. all-MiniLM-L6-v2) publishes, beside the trans
 ``1_Pooling/config.json`` saying how token vectors become one sentence vector (mean over the attention mask, the
 [CLS] token, or max) and whether the result is L2-normalised. :class:`SentenceEmbedder` reads those files, so its
 vectors equal ``SentenceTransformer(repo).encode(...)``; for a plain checkpoint it defaults to mean pooling.
+
+``dtype="bf16"`` (or "fp16", a torch dtype, ...) runs the encoder in that precision; the vectors come back in
+float32 all the same, pooled and normalised in float32 (see :func:`pool`), so code that stores or compares them
+does not change with the precision the model ran in.
 """
 
 from __future__ import annotations
@@ -63,17 +67,18 @@ class SentenceEmbedder:
 
     ``SentenceEmbedder("sentence-transformers/all-MiniLM-L6-v2").encode(["A sentence.", ...])`` -> (N, H) tensor.
     ``pooling`` ("mean", "cls", "max") and ``normalize`` default to what the repo's sentence-transformers files say.
+    ``dtype`` is from_pretrained's (None: "auto", the checkpoint's own); the vectors are float32 whatever it is.
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, pooling: str | None = None,
                  normalize: bool | None = None, device: str | None = None, max_length: int | None = None,
-                 **hub_kwargs: Any) -> None:
+                 dtype: Any = None, **hub_kwargs: Any) -> None:
         from zoo.auto import AutoModel, AutoTokenizer
         from zoo.hub import repo_files
 
         repo = repo_files(model if model is not None else default_model(), **hub_kwargs)
         self.tokenizer = AutoTokenizer.from_pretrained(repo)
-        self.model = AutoModel.from_pretrained(repo, device=device)
+        self.model = AutoModel.from_pretrained(repo, device=device, dtype="auto" if dtype is None else dtype)
         repo_mode, repo_normalize = _pooling_from_repo(repo)
         self.pooling = pooling or repo_mode
         if self.pooling not in POOLING_MODES:
@@ -84,7 +89,8 @@ class SentenceEmbedder:
         self.max_length = max_length or min(self.tokenizer.model_max_length, self.model.config.max_position_embeddings)
 
     def encode(self, sentences: list[str] | str, batch_size: int = 32) -> Any:
-        """(N, H) float tensor, rows in input order; batches are formed from length-sorted inputs (little padding)."""
+        """(N, H) float32 tensor (whatever dtype the model runs in), rows in input order; batches are formed from
+        length-sorted inputs (little padding)."""
         import torch
 
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
@@ -102,19 +108,26 @@ class SentenceEmbedder:
                 batch = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.model.device)
                 hidden = self.model(**batch, return_dict=True).last_hidden_state  # (B, T, H)
-                vectors = pool(hidden, batch["attention_mask"], self.pooling)  # (B, H)
+                vectors = pool(hidden, batch["attention_mask"], self.pooling).float()  # (B, H), float32 always
                 if self.normalize:
                     vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
                 for row, i in enumerate(idx):
                     out[i] = vectors[row]
-        result = torch.stack(out) if out else torch.empty(0, self.model.config.hidden_size)  # type: ignore[arg-type]
+        result = torch.stack(out) if out else torch.empty(0, self.model.config.hidden_size, dtype=torch.float32)  # type: ignore[arg-type]
         return result[0] if single else result
 
 
 def pool(hidden: Any, attention_mask: Any, mode: str) -> Any:
-    """Pool (B, T, H) token vectors into (B, H) over the unmasked tokens."""
+    """Pool (B, T, H) token vectors into (B, H) over the unmasked tokens, in float32 at least.
+
+    Half-precision hidden states (bf16, fp16) are cast to float32 first: a bf16 sum over a few hundred tokens keeps
+    only 8 bits of mantissa, and the upcast costs one (B, T, H) copy. Accumulating in float32 gave the better cosine
+    to the float32 model on all-MiniLM-L6-v2 (docs/pipelines.md, "Precision"). Wider dtypes (float64) stay as they are.
+    """
     import torch
 
+    if hidden.is_floating_point() and hidden.element_size() < 4:
+        hidden = hidden.float()
     if mode == "cls":
         return hidden[:, 0]
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)

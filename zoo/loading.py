@@ -15,8 +15,8 @@ tensor what loading will do: assign it, report it unused, or refuse the whole lo
 
 So a config that does not match its weights costs milliseconds, not a model's worth of memory.
 
-``resolve_dtype`` reads from_pretrained's ``dtype`` (a torch dtype, its name, or ``"auto"``, the default, as in
-transformers 5's ``_get_dtype``, modeling_utils.py).
+``resolve_dtype`` reads from_pretrained's ``dtype`` (a torch dtype, its name or a short one such as ``"bf16"``, or
+``"auto"``, the default, as in transformers 5's ``_get_dtype``, modeling_utils.py).
 """
 
 from __future__ import annotations
@@ -88,23 +88,35 @@ def checkpoint_shape(model: Any, key: str, entry: TensorEntry) -> tuple[int, ...
         return entry.shape
 
 
+#: Every name ``dtype=`` takes (after lower-casing and dropping a ``torch.`` prefix), and the torch dtype it means:
+#: torch's own names and their short forms, so "bf16" works wherever "bfloat16" does (from_pretrained, pipelines,
+#: SentenceEmbedder, ``zoo run --dtype``). Only floating-point dtypes: a model's weights in int8 would be garbage.
+DTYPE_NAMES: dict[str, str] = {
+    "bf16": "bfloat16", "bfloat16": "bfloat16",
+    "fp16": "float16", "float16": "float16", "half": "float16",
+    "fp32": "float32", "float32": "float32", "float": "float32",
+    "fp64": "float64", "float64": "float64", "double": "float64",
+}
+
+
 def resolve_dtype(dtype: torch.dtype | str | None, config: Any) -> torch.dtype | None:
-    """The torch dtype that ``dtype`` names; for ``"auto"`` the one the config records (``dtype``, else its older
-    name ``torch_dtype``, as transformers 5 reads config.json), or None when it records none: then a loader takes
-    the weights' own dtype (``zoo.checkpoint.weights_dtype``), and a model already built stays as it is."""
+    """The torch dtype that ``dtype`` names (a torch dtype, or a name of :data:`DTYPE_NAMES`, any case, with or
+    without ``torch.``); for ``"auto"`` the one the config records (``dtype``, else its older name ``torch_dtype``,
+    as transformers 5 reads config.json), or None when it records none: then a loader takes the weights' own dtype
+    (``zoo.checkpoint.weights_dtype``), and a model already built stays as it is."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    asked = dtype
-    if isinstance(dtype, str) and dtype == "auto":
+    recorded = isinstance(dtype, str) and dtype.strip().lower() == "auto"
+    if recorded:
         dtype = getattr(config, "dtype", None) or getattr(config, "torch_dtype", None)
-        if dtype is None:
-            return None
-    resolved = getattr(torch, str(dtype).removeprefix("torch."), None)
-    if not isinstance(resolved, torch.dtype):
-        where = " (the dtype config.json records, read for dtype='auto')" if asked == "auto" else ""
-        raise ConfigError(f"dtype {str(dtype)[:40]!r}{where} is not a torch dtype; use e.g. torch.float16, "
-                          f"'bfloat16' or 'auto'")
-    return resolved
+        if dtype is None or isinstance(dtype, torch.dtype):
+            return dtype
+    name = DTYPE_NAMES.get(str(dtype).strip().lower().removeprefix("torch."))
+    if name is None:
+        where = " (the dtype config.json records, read for dtype='auto')" if recorded else ""
+        raise ConfigError(f"dtype {str(dtype)[:40]!r}{where} is not a torch dtype zoo loads models in; use a torch "
+                          f"dtype (torch.bfloat16, ...), 'auto', or one of: {', '.join(DTYPE_NAMES)}")
+    return getattr(torch, name)
 
 
 def check_dtype(model: Any, key: str, entry: TensorEntry, target: torch.Tensor) -> None:

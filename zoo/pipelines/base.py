@@ -109,14 +109,15 @@ class Pipeline(ABC):
         import torch
 
         self.device = resolve_device(device)
-        if dtype is not None:
+        if dtype is not None:  # "bf16", torch.bfloat16, ... (zoo.loading.DTYPE_NAMES); "auto" keeps the loaded dtype
             from zoo.modeling import _resolve_dtype
 
             try:
                 resolved = _resolve_dtype(dtype, model.config)
             except ValueError as exc:
                 raise PipelineError(str(exc)) from None
-            model = model.to(dtype=resolved)
+            if resolved is not None:
+                model = model.to(dtype=resolved)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.batch_size = _check_batch_size(batch_size, self.default_batch_size)
@@ -306,10 +307,12 @@ class Pipeline(ABC):
         return bounds[::-1]
 
     def run_batch(self, features: list[Feature], opts: dict[str, Any]) -> list[dict[str, Any]]:
-        """Pad, forward under inference_mode, and split the outputs per row (on the CPU)."""
+        """Pad, forward under inference_mode, and split the outputs per row (on the CPU), floats as float32."""
         batch = self.collate(features)
         with self._torch.inference_mode():
             out = self.forward(batch, opts)
+        # Every task's postprocess (softmax, sigmoid, argmax, span scores) then works in float32 whatever dtype the
+        # model ran in: a softmax of bf16 logits would keep about 3 significant digits of each score.
         out = {k: v.float().cpu() if v.is_floating_point() else v.cpu() for k, v in out.items()}
         return [{k: v[row] for k, v in out.items()} for row in range(len(features))]
 
