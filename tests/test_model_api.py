@@ -140,7 +140,7 @@ def test_input_and_output_embeddings_are_the_modules_transformers_returns(tmp_pa
     hf_out, ours_out = hf.get_output_embeddings(), model.get_output_embeddings()
     assert (ours_out is None) == (hf_out is None)
     if hf_out is not None:
-        assert type(ours_out) is type(hf_out) and ours_out.weight.shape == hf_out.weight.shape
+        assert isinstance(ours_out, type(hf_out)) and ours_out.weight.shape == hf_out.weight.shape  # zoo.layers.Linear is an nn.Linear
         assert ours_out.weight is ours_in.weight  # tied: one Parameter
 
 

@@ -1,5 +1,7 @@
 """Building blocks the decoder families share, so that a plugin's modeling.py says only how its family differs.
 
+- :mod:`~zoo.layers.linear`: :class:`Linear`, ``nn.Linear`` on the GEMM zoo.gemm chose for this machine, with an
+  optional fused activation or residual;
 - :mod:`~zoo.layers.norm`: :class:`RMSNorm`;
 - :mod:`~zoo.layers.rotary`: :class:`RotaryEmbedding` with every ``rope_type`` transformers knows, partial rotary,
   and :func:`apply_rotary`;
@@ -16,9 +18,10 @@ fine: ``import zoo`` never reaches it.
 from __future__ import annotations
 
 from zoo.layers.attention import GroupedQueryAttention, sliding_window_mask
+from zoo.layers.linear import Linear
 from zoo.layers.mlp import GatedMLP
 from zoo.layers.norm import RMSNorm
 from zoo.layers.rotary import RotaryEmbedding, apply_rotary, rope_parameters, rotate_half
 
-__all__ = ["GatedMLP", "GroupedQueryAttention", "RMSNorm", "RotaryEmbedding", "apply_rotary", "rope_parameters",
+__all__ = ["GatedMLP", "GroupedQueryAttention", "Linear", "RMSNorm", "RotaryEmbedding", "apply_rotary", "rope_parameters",
            "rotate_half", "sliding_window_mask"]

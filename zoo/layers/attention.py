@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.generation import KVCache
+from zoo.layers.linear import Linear
 from zoo.layers.norm import RMSNorm
 from zoo.layers.rotary import apply_rotary
 
@@ -74,10 +75,10 @@ class GroupedQueryAttention(nn.Module):
         self.layer_idx = layer_idx
         self.scaling = head_dim**-0.5
         self.dropout = dropout
-        self.q_proj = nn.Linear(hidden_size, num_heads * head_dim, bias=qkv_bias)
-        self.k_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=qkv_bias)
-        self.v_proj = nn.Linear(hidden_size, num_key_value_heads * head_dim, bias=qkv_bias)
-        self.o_proj = nn.Linear(num_heads * head_dim, hidden_size, bias=o_bias)
+        self.q_proj = Linear(hidden_size, num_heads * head_dim, bias=qkv_bias)
+        self.k_proj = Linear(hidden_size, num_key_value_heads * head_dim, bias=qkv_bias)
+        self.v_proj = Linear(hidden_size, num_key_value_heads * head_dim, bias=qkv_bias)
+        self.o_proj = Linear(num_heads * head_dim, hidden_size, bias=o_bias)
         self.q_norm = RMSNorm(head_dim, qk_norm_eps) if qk_norm_eps is not None else None
         self.k_norm = RMSNorm(head_dim, qk_norm_eps) if qk_norm_eps is not None else None
 

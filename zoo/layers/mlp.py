@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from zoo.activations import get_activation
+from zoo.layers.linear import Linear
 
 __all__ = ["GatedMLP"]
 
@@ -20,10 +21,12 @@ class GatedMLP(nn.Module):
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "silu", bias: bool = False) -> None:
         super().__init__()
-        self.gate_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
-        self.up_proj = nn.Linear(hidden_size, intermediate_size, bias=bias)
-        self.down_proj = nn.Linear(intermediate_size, hidden_size, bias=bias)
-        self.act_fn = get_activation(activation)
+        self.gate_proj = Linear(hidden_size, intermediate_size, bias=bias)
+        self.up_proj = Linear(hidden_size, intermediate_size, bias=bias)
+        self.down_proj = Linear(intermediate_size, hidden_size, bias=bias)
+        self.act_fn = get_activation(activation)  # checked here: an unknown name fails at build time
+        self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(self.act_fn(self.gate_proj(x)) * self.up_proj(x))  # (B, T, C)
+        # the activation applied inside the gate's product (zoo.layers.Linear)
+        return self.down_proj(self.gate_proj(x, activation=self.activation) * self.up_proj(x))  # (B, T, C)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, forward_cache
-from zoo.layers import GatedMLP, GroupedQueryAttention, RMSNorm, RotaryEmbedding, sliding_window_mask
+from zoo.layers import GatedMLP, GroupedQueryAttention, Linear, RMSNorm, RotaryEmbedding, sliding_window_mask
 from zoo.model_api import last_token_states
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import (BaseModelOutputWithPast, CausalLMOutputWithPast, QuestionAnsweringOutput,
@@ -186,7 +186,7 @@ class LlamaForCausalLM(LlamaPreTrainedModel, GenerationMixin):
     def __init__(self, config: LlamaFamilyConfig) -> None:
         super().__init__(config)
         self.model = self.base_class(config)
-        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     def new_kv_cache(self, batch_size: int, capacity: int) -> KVCache:
@@ -226,7 +226,7 @@ class LlamaForSequenceClassification(LlamaPreTrainedModel):
     def __init__(self, config: LlamaFamilyConfig) -> None:
         super().__init__(config)
         self.model = self.base_class(config)
-        self.score = nn.Linear(config.hidden_size, config.num_labels, bias=False)
+        self.score = Linear(config.hidden_size, config.num_labels, bias=False)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, inputs_embeds=None,
@@ -251,8 +251,8 @@ class LlamaForTokenClassification(LlamaPreTrainedModel):
         if p is None:
             p = getattr(config, "hidden_dropout", None)
         self.dropout = nn.Dropout(p if p is not None else 0.1)
-        self.score = nn.Linear(config.hidden_size, config.num_labels,
-                               bias=getattr(config, "token_classification_bias", True))
+        self.score = Linear(config.hidden_size, config.num_labels,
+                            bias=getattr(config, "token_classification_bias", True))
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, inputs_embeds=None,
@@ -278,7 +278,7 @@ class LlamaForQuestionAnswering(LlamaPreTrainedModel):
     def __init__(self, config: LlamaFamilyConfig) -> None:
         super().__init__(config)
         setattr(self, self.base_model_prefix, self.base_class(config))
-        self.qa_outputs = nn.Linear(config.hidden_size, 2)
+        self.qa_outputs = Linear(config.hidden_size, 2)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, position_ids=None, past_key_values=None, inputs_embeds=None,

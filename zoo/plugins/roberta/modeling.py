@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from zoo.layers import Linear
 from zoo.modeling import classification_loss
 from zoo.outputs import MaskedLMOutput, SequenceClassifierOutput
 from zoo.plugins.bert.modeling import (BertEmbeddings, BertForQuestionAnswering, BertForTokenClassification, BertModel,
@@ -98,9 +99,9 @@ class RobertaLMHead(nn.Module):
 
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         self.layer_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden_size, config.vocab_size)
+        self.decoder = Linear(config.hidden_size, config.vocab_size)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
@@ -112,10 +113,10 @@ class RobertaClassificationHead(nn.Module):
 
     def __init__(self, config: RobertaConfig) -> None:
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.dense = Linear(config.hidden_size, config.hidden_size)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = nn.Dropout(p)
-        self.out_proj = nn.Linear(config.hidden_size, config.num_labels)
+        self.out_proj = Linear(config.hidden_size, config.num_labels)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         x = self.dropout(h[:, 0])  # (B, H)

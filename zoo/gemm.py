@@ -1,0 +1,313 @@
+"""The GEMM every projection runs on: the fastest correct one torch offers on this machine, chosen once per process
+by measuring it.
+
+Why it exists: torch's default CPU ``F.linear`` calls MKL's sgemm (float32) or oneDNN's matmul with a plain weight
+(bfloat16), which re-lays the weight out for its micro-kernel on every call. On the AMD EPYC machines zoo is
+measured on, MKL's sgemm runs at ~170 GFLOP/s where oneDNN with a weight packed once reaches ~410; on Intel Xeons
+with AMX, packed bf16 weights run small products (a decoding batch, a short prompt) 2x faster than plain ones. Which
+kernel wins depends on the CPU, the torch build and the dtype, so zoo does not guess: on first use per dtype it times
+each kernel this torch build offers on one projection-sized product, keeps the fastest for the process, and says
+which in :func:`status`. The kernels (all torch's own, what inductor uses after ``freezing``):
+
+- ``aten``: ``torch.nn.functional.linear`` itself (MKL / oneDNN plain); always available, the fallback;
+- ``onednn-packed``: ``torch.ops.mkldnn._linear_pointwise`` over a weight re-laid out once by
+  ``torch.ops.mkldnn._reorder_linear_weight``; it can also apply the activation that follows (GELU, SiLU, ReLU,
+  tanh, sigmoid) or add a residual while the output is still in registers.
+
+(Inductor's third, ``torch.ops.mkl._mkl_linear`` over an MKL-packed float32 weight, is not offered: it uses the
+packed weight only for the one row count it was packed for and runs plain ``F.linear`` for every other, and a
+model's row count changes with every batch.)
+
+A packed weight is a copy, kept beside the parameter (not in the model's state, so saving, ``state_dict`` and
+training see only the parameter) and re-made when the parameter changes (``Tensor._version``) or is replaced. Packed
+copies are capped at :data:`PACK_LIMIT_FRACTION` of the machine's memory in all: past it, projections run on
+``aten`` (no copy) rather than risk a large model not fitting. :func:`release` drops them all.
+
+A projection takes the fast path only where nothing else can notice: a CPU float32/bfloat16 tensor of the weight's
+dtype, no autograd graph to record (``torch.no_grad`` / ``inference_mode``, or no tensor that requires a gradient),
+not while torch.compile / torch.export / torch.jit trace the model (they must see ``F.linear``). Everything else runs
+``F.linear`` exactly as before. In bfloat16 the activation and the residual run after the product, not in it: a
+bf16 ``F.linear`` rounds its output to bf16 before them, and fusing would skip that rounding, so results would no
+longer be bit-identical to transformers' (they are, tests/plugins/test_llama.py). Float32 results differ from
+unfused ones only in rounding (within 1e-6). ``ZOO_GEMM=aten|onednn-packed`` forces a kernel (``auto``, the default,
+measures); a kernel this torch build lacks falls back to ``aten`` with a warning.
+
+Outputs equal ``F.linear``'s to float32 rounding (tests/test_gemm.py: within 1e-5, every kernel, with and without a
+fused activation or residual).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["KERNELS", "PACK_LIMIT_FRACTION", "choice", "linear", "release", "status"]
+
+KERNELS = ("aten", "onednn-packed")
+
+#: The share of physical memory that packed weight copies may take in all.
+PACK_LIMIT_FRACTION = 0.25
+
+#: config.json activation names oneDNN applies inside the product, as (post-op, algorithm): the same functions as
+#: zoo.activations computes after it (F.gelu exact, the tanh approximation, SiLU, ...).
+FUSED_ACTIVATIONS: dict[str, tuple[str, str]] = {
+    "gelu": ("gelu", "none"), "gelu_python": ("gelu", "none"),
+    "gelu_new": ("gelu", "tanh"), "gelu_pytorch_tanh": ("gelu", "tanh"), "gelu_python_tanh": ("gelu", "tanh"),
+    "relu": ("relu", ""), "silu": ("swish", ""), "swish": ("swish", ""), "tanh": ("tanh", ""),
+    "sigmoid": ("sigmoid", ""),
+}
+
+#: A kernel that fuses activations and residuals is kept if it measures at least this share of the fastest's rate.
+FUSING_MARGIN = 0.95
+
+#: The product each kernel is timed on: a projection of a short batch (128 tokens, hidden 768 -> 3 * 768).
+PROBE_SHAPE = (128, 768, 2304)
+
+
+@dataclass
+class _Choice:
+    kernel: str
+    rates: dict[str, float] = field(default_factory=dict)  # GFLOP/s of each kernel timed
+    why: str = ""
+
+
+_lock = threading.RLock()  # re-entrant: a weight freed (and forgotten) while packing another
+_choices: dict[torch.dtype, _Choice] = {}
+# id(weight) -> (weakref to it, its _version when packed, kernel, packed copy): a dict keyed by the tensor itself
+# (or a WeakKeyDictionary) would compare tensors with ==, which is elementwise
+_packed: dict[int, tuple[weakref.ref, int, str, Any]] = {}
+_packed_bytes = 0
+
+
+def _onednn_pack(weight: torch.Tensor) -> Any:
+    return torch.ops.mkldnn._reorder_linear_weight(weight, None)
+
+
+def _onednn_run(x: torch.Tensor, packed: Any, bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], "")
+
+
+#: each packed kernel's (pack the (out, in) weight, run x over the packed weight and the bias)
+_PACKERS: dict[str, tuple[Callable[[torch.Tensor], Any], Callable[..., torch.Tensor]]] = {
+    "onednn-packed": (_onednn_pack, _onednn_run)}
+
+
+def offered(dtype: torch.dtype) -> list[str]:
+    """The kernels this torch build offers for ``dtype`` (``aten`` always)."""
+    kernels = ["aten"]
+    if dtype not in (torch.float32, torch.bfloat16):
+        return kernels
+    if torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_reorder_linear_weight") and hasattr(
+            torch.ops.mkldnn, "_linear_pointwise"):
+        kernels.append("onednn-packed")
+    return kernels
+
+
+def _rate(run: Callable[[], Any], flops: float) -> float:
+    run()  # the first call of a kernel creates its primitive
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        run()
+        best = min(best, time.perf_counter() - start)
+    return flops / best / 1e9
+
+
+def _measure(dtype: torch.dtype, kernels: list[str]) -> _Choice:
+    rows, inner, out = PROBE_SHAPE
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(rows, inner, generator=generator).to(dtype)
+    w = (torch.randn(out, inner, generator=generator) * inner**-0.5).to(dtype)
+    b = torch.zeros(out, dtype=dtype)
+    flops = 2.0 * rows * inner * out
+    rates: dict[str, float] = {}
+    with torch.inference_mode():
+        reference = F.linear(x, w, b).float()
+        rates["aten"] = _rate(lambda: F.linear(x, w, b), flops)
+        for kernel in kernels[1:]:
+            pack, run = _PACKERS[kernel]
+            try:
+                packed = pack(w)
+                y = run(x, packed, b)
+                tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+                if not torch.allclose(y.float(), reference, atol=tolerance, rtol=tolerance):
+                    logger.warning("GEMM kernel %s disagrees with F.linear on this machine; not using it", kernel)
+                    continue
+                rates[kernel] = _rate(lambda: run(x, packed, b), flops)
+            except RuntimeError as exc:  # a build that declares the op but cannot run it here
+                logger.debug("GEMM kernel %s unusable: %s", kernel, exc)
+    best = max(rates, key=rates.__getitem__)
+    if rates.get("onednn-packed", 0.0) >= FUSING_MARGIN * rates[best]:
+        # as good within the timing noise, and it also saves the pass over the output an activation or residual costs
+        return _Choice("onednn-packed", rates, "fastest measured, counting what it fuses")
+    return _Choice(best, rates, "fastest measured")
+
+
+def choice(dtype: torch.dtype) -> str:
+    """The kernel projections of ``dtype`` run on in this process: ``ZOO_GEMM``'s, else measured on first use."""
+    made = _choices.get(dtype)
+    if made is not None:
+        return made.kernel
+    with _lock:
+        made = _choices.get(dtype)
+        if made is None:
+            made = _choose(dtype)
+            _choices[dtype] = made
+            logger.debug("GEMM for %s: %s (%s; GFLOP/s %s)", dtype, made.kernel, made.why, made.rates)
+    return made.kernel
+
+
+def _choose(dtype: torch.dtype) -> _Choice:
+    kernels = offered(dtype)
+    forced = os.environ.get("ZOO_GEMM", "auto").strip().lower() or "auto"
+    if forced != "auto":
+        if forced not in KERNELS:
+            logger.warning("ZOO_GEMM=%s is not one of auto, %s; measuring instead", forced, ", ".join(KERNELS))
+        elif forced in kernels:
+            return _Choice(forced, {}, "set by ZOO_GEMM")
+        else:
+            logger.warning("ZOO_GEMM=%s: this torch build has no such kernel for %s; using aten", forced, dtype)
+            return _Choice("aten", {}, f"ZOO_GEMM={forced} is not offered by this torch build")
+    if len(kernels) == 1:
+        return _Choice("aten", {}, "the only kernel this torch build offers for this dtype")
+    return _measure(dtype, kernels)
+
+
+def _memory_limit() -> int:
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * PACK_LIMIT_FRACTION)
+    except (ValueError, OSError, AttributeError):
+        return 2 << 30
+
+
+def _packed_weight(weight: torch.Tensor, kernel: str, in_out: bool) -> Any | None:
+    """The packed copy of ``weight`` (``(out, in)``, or ``(in, out)`` when ``in_out``) for ``kernel``, made on first
+    use, or None past the memory cap."""
+    global _packed_bytes
+    key, version = id(weight), weight._version
+    entry = _packed.get(key)
+    if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == kernel:
+        return entry[3]
+    with _lock:
+        entry = _packed.get(key)
+        if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == kernel:
+            return entry[3]
+        known = entry is not None and entry[0]() is weight
+        size = weight.numel() * weight.element_size()
+        if not known and _packed_bytes + size > _memory_limit():
+            return None
+        with torch.inference_mode(False), torch.no_grad():
+            plain = weight.detach()
+            packed = _PACKERS[kernel][0](plain.t().contiguous() if in_out else plain)
+        if not known:
+            _packed_bytes += size
+            weakref.finalize(weight, _forget, key, size)
+        _packed[key] = (weakref.ref(weight), version, kernel, packed)
+        return packed
+
+
+def _forget(key: int, size: int) -> None:
+    """The weight packed under ``key`` is gone: drop its copy."""
+    global _packed_bytes
+    with _lock:
+        entry = _packed.get(key)
+        if entry is not None and entry[0]() is None:
+            del _packed[key]
+            _packed_bytes = max(0, _packed_bytes - size)
+
+
+def release() -> None:
+    """Drop every packed weight copy (they are re-made on the next projection that uses one)."""
+    global _packed_bytes
+    with _lock:
+        _packed.clear()
+        _packed_bytes = 0
+
+
+def _fast_path(x: torch.Tensor, weight: torch.Tensor, in_out: bool) -> bool:
+    return (type(x) is torch.Tensor and x.device.type == "cpu" and weight.device.type == "cpu"
+            and x.dtype == weight.dtype and x.dtype in (torch.float32, torch.bfloat16) and x.dim() >= 2
+            and weight.dim() == 2 and x.shape[-1] == weight.shape[0 if in_out else 1]
+            and weight.layout == torch.strided
+            and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
+            and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+           activation: str | None = None, add: torch.Tensor | None = None, in_out: bool = False) -> torch.Tensor:
+    """``act(x @ weight.T + bias)`` or ``x @ weight.T + bias + add``, on this process's GEMM (see the module
+    docstring). ``weight`` is in nn.Linear's ``(out, in)`` layout, or ``(in, out)`` (GPT-2's Conv1D) with
+    ``in_out=True``. ``activation`` is a config.json name (zoo.activations); ``add`` a tensor of the output's shape
+    (a residual). Not both."""
+    if activation is not None and add is not None:
+        raise ValueError("linear takes an activation or a tensor to add, not both")
+    if _fast_path(x, weight, in_out) and (bias is None or bias.dtype == x.dtype):
+        kernel = choice(x.dtype)
+        if kernel != "aten":
+            try:
+                packed = _packed_weight(weight, kernel, in_out)
+            except RuntimeError as exc:  # a weight this build cannot pack: this dtype runs on aten from now on
+                logger.warning("GEMM kernel %s failed to pack a %s weight (%s); using aten", kernel,
+                               tuple(weight.shape), exc)
+                _choices[x.dtype] = _Choice("aten", {}, f"{kernel} failed to pack a weight: {exc}")
+                packed = None
+            if packed is not None:
+                return _run_packed(x, packed, weight.shape[1 if in_out else 0], bias, activation, add)
+    if in_out:
+        rows = x.reshape(-1, x.shape[-1])
+        y = (torch.addmm(bias, rows, weight) if bias is not None else rows @ weight).view(*x.shape[:-1], -1)
+    else:
+        y = F.linear(x, weight, bias)
+    return _then(y, activation, add)
+
+
+def _run_packed(x: torch.Tensor, packed: Any, out_features: int, bias: torch.Tensor | None,
+                activation: str | None, add: torch.Tensor | None) -> torch.Tensor:
+    """oneDNN over the packed weight; in float32 with the activation or the residual applied inside the product."""
+    x = x.contiguous()
+    if x.dtype == torch.float32:
+        if add is not None and add.shape == (*x.shape[:-1], out_features) and add.dtype == x.dtype:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, add.contiguous(), packed, bias, "add")
+        if activation in FUSED_ACTIVATIONS:
+            attr, algorithm = FUSED_ACTIVATIONS[activation]
+            return torch.ops.mkldnn._linear_pointwise(x, packed, bias, attr, [], algorithm)
+    return _then(torch.ops.mkldnn._linear_pointwise(x, packed, bias, "none", [], ""), activation, add)
+
+
+def _then(y: torch.Tensor, activation: str | None, add: torch.Tensor | None) -> torch.Tensor:
+    """``activation(y)`` / ``y + add`` as separate ops."""
+    if activation is not None and activation != "linear":
+        from zoo.activations import get_activation
+
+        y = get_activation(activation)(y)
+    return y + add if add is not None else y
+
+
+def status() -> dict[str, Any]:
+    """What projections run on, per dtype measured so far: ``{"float32": {"kernel": ..., "why": ...,
+    "gflops": {kernel: rate}}, ..., "packed_bytes": n, "packed_limit_bytes": n}``."""
+    report: dict[str, Any] = {str(dtype).removeprefix("torch."): {"kernel": c.kernel, "why": c.why,
+                                                                    "gflops": {k: round(v, 1) for k, v in
+                                                                               c.rates.items()}}
+                              for dtype, c in _choices.items()}
+    report["packed_bytes"] = _packed_bytes
+    report["packed_limit_bytes"] = _memory_limit()
+    return report
+
+
+def _reset_for_tests() -> None:
+    """Forget the choices (the next projection measures again) and the packed copies."""
+    with _lock:
+        _choices.clear()
+    release()

@@ -1,0 +1,23 @@
+"""``Linear``: ``nn.Linear`` whose product runs on the GEMM zoo chose for this machine (zoo.gemm).
+
+The same module as ``nn.Linear`` (same parameters, names, initialisation, state dict, hooks; ``isinstance(m,
+nn.Linear)`` holds), so checkpoints, training and transformers-style code see no difference. Its ``forward`` takes
+two optional arguments a plain ``nn.Linear`` lacks, for what usually follows a projection: ``activation`` (a
+config.json name, e.g. ``"gelu"``) and ``add`` (a residual), which the packed oneDNN kernel applies while the output
+is still in registers instead of reading and writing it again; elsewhere they run as the ops they name.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from zoo import gemm
+
+
+class Linear(nn.Linear):
+    """``nn.Linear`` on zoo's GEMM: ``forward(x, activation=None, add=None)``."""
+
+    def forward(self, x: torch.Tensor, activation: str | None = None,
+                add: torch.Tensor | None = None) -> torch.Tensor:
+        return gemm.linear(x, self.weight, self.bias, activation=activation, add=add)
