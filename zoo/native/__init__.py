@@ -1,5 +1,5 @@
 """Optional native kernels, loaded on first use: a whole decoding step in one parallel region (GPT-2-style blocks
-here; Llama-style ones in :mod:`zoo.native.llama`).
+here; Llama-style ones in :mod:`zoo.native.llama`), over float32 or bfloat16 weights read in place.
 
 The C source (``decode.c`` beside this file, which says why it exists) is compiled when zoo is installed, as the
 extension ``zoo/native/_decode*.so``; a machine without a C compiler installs zoo without it, and everything then
@@ -33,15 +33,22 @@ if TYPE_CHECKING:  # annotations only: importing zoo.native loads no torch
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ACTIVATIONS", "CacheBoundKernel", "DecoderLayerWeights", "NativeDecoder", "available", "load_crc32c",
-           "open_library", "status", "step_mask"]
+__all__ = ["ACTIVATIONS", "STEPWISE_ACTIVATIONS", "WEIGHT_KINDS", "CacheBoundKernel", "DecoderLayerWeights",
+           "NativeDecoder", "available", "bf16_dot", "load_crc32c", "open_library", "status", "step_mask"]
 
-ABI_VERSION = 1
+ABI_VERSION = 2
 CRC32C_ABI_VERSION = 1  # crc32c.c's zoo_crc32c_abi_version
 
 #: Activation names (config.json's) the kernel computes itself, with their codes in decode.c.
 ACTIVATIONS = {"gelu_new": 0, "gelu_pytorch_tanh": 0, "gelu_python_tanh": 0, "gelu": 1, "gelu_python": 1,
                "relu": 2, "silu": 3, "swish": 3, "gelu_fast": 4, "quick_gelu": 5}
+
+#: Activations zoo.activations computes as several torch ops, each rounding a bf16 tensor: the kernel rounds after
+#: each of them too (common.h's activate_bf16_stepwise), where the others are one torch kernel, rounded once.
+STEPWISE_ACTIVATIONS = frozenset({"gelu_python", "gelu_fast", "quick_gelu"})
+
+#: What decode.c reads (common.h's ZOO_WEIGHTS_*), by torch dtype name: every tensor of a model, and its cache, of one.
+WEIGHT_KINDS = {"float32": 0, "bfloat16": 1}
 
 
 class _Layer(ctypes.Structure):
@@ -51,7 +58,8 @@ class _Layer(ctypes.Structure):
 
 
 class _Model(ctypes.Structure):
-    _fields_ = [(name, ctypes.c_int32) for name in ("n_layer", "hidden", "heads", "inner", "vocab", "activation")] + [
+    _fields_ = [(name, ctypes.c_int32) for name in ("n_layer", "hidden", "heads", "inner", "vocab", "activation",
+                                                     "weights", "upcast", "widen", "stepwise")] + [
         ("eps", ctypes.c_float), ("capacity", ctypes.c_int64), ("wte_rows", ctypes.c_int64),
         ("wpe_rows", ctypes.c_int64)] + [
         (name, ctypes.c_void_p) for name in ("wte", "wpe", "lnf_w", "lnf_b", "head_w", "head_b")] + [
@@ -104,6 +112,7 @@ def _load() -> tuple[Any, str]:
                                             ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p,
                                             ctypes.c_int]
         library.zoo_decode_step.restype = ctypes.c_int
+        library.zoo_bf16_dot.restype = ctypes.c_int
     return library, why
 
 
@@ -134,9 +143,17 @@ def status() -> str:
     return "in use" if library is not None else why
 
 
+def bf16_dot() -> bool:
+    """Whether a bf16 model's output embedding is multiplied on the processor's bf16 dot-product instructions
+    (AVX512-BF16's vdpbf16ps); else, and for the Conv1D weights always, bf16 weights are widened to float32."""
+    library = _load()[0]
+    return bool(library is not None and library.zoo_bf16_dot())
+
+
 @dataclass(frozen=True)
 class DecoderLayerWeights:
-    """One pre-norm block's tensors, in the published layouts: Conv1D weights ``(in, out)``; float32, contiguous."""
+    """One pre-norm block's tensors, in the published layouts: Conv1D weights ``(in, out)``; contiguous CPU tensors,
+    all float32 or all bfloat16 (the model's dtype)."""
 
     ln1_weight: torch.Tensor
     ln1_bias: torch.Tensor
@@ -196,11 +213,19 @@ class NativeDecoder(CacheBoundKernel):
     place) and a :class:`zoo.generation.KVCache`; each call runs every layer for one new token per row, writes the
     new keys/values into the cache at its current length, and returns the next-token logits. The caller advances the
     cache. Raises ValueError when a tensor is not what the kernel reads (see :meth:`unsupported`).
+
+    Weights are float32 or bfloat16, all of one dtype, with a cache of that dtype (``new_kv_cache`` makes it in the
+    model's). In bfloat16 the kernel reads half the bytes and rounds to bf16 where the bf16 forward pass does; the
+    logits come back as float32 tensors holding bf16 values. ``upcast`` is GPT-2's ``reorder_and_upcast_attn``
+    (a float32 softmax cast to bf16 before it weights the values; nothing changes in float32). ``widen_bf16``
+    multiplies bf16 output-embedding rows by widening them even where vdpbf16ps is available (:func:`bf16_dot`), so
+    that both paths can be compared on one machine.
     """
 
     def __init__(self, *, wte: torch.Tensor, wpe: torch.Tensor, layers: Sequence[DecoderLayerWeights],
                  ln_f_weight: torch.Tensor, ln_f_bias: torch.Tensor, head_weight: torch.Tensor,
-                 head_bias: torch.Tensor | None = None, heads: int, eps: float, activation: str, cache: KVCache) -> None:
+                 head_bias: torch.Tensor | None = None, heads: int, eps: float, activation: str, cache: KVCache,
+                 upcast: bool = False, widen_bf16: bool = False) -> None:
         import torch
 
         library, why = _load()
@@ -229,8 +254,12 @@ class NativeDecoder(CacheBoundKernel):
                 setattr(struct, f"{field}_w", getattr(layer, f"{field}_weight").data_ptr())
                 setattr(struct, f"{field}_b", getattr(layer, f"{field}_bias").data_ptr())
             struct.scale = float(layer.scale)
+        self.dtype = wte.dtype
         self._model = _Model(n_layer=len(layers), hidden=hidden, heads=heads, inner=layers[0].fc_weight.shape[1],
-                             vocab=self.vocab, activation=ACTIVATIONS[activation], eps=float(eps),
+                             vocab=self.vocab, activation=ACTIVATIONS[activation],
+                             weights=WEIGHT_KINDS[str(wte.dtype).removeprefix("torch.")], upcast=int(bool(upcast)),
+                             widen=int(bool(widen_bf16)), stepwise=int(activation in STEPWISE_ACTIVATIONS),
+                             eps=float(eps),
                              wte_rows=wte.shape[0], wpe_rows=wpe.shape[0], wte=wte.data_ptr(), wpe=wpe.data_ptr(),
                              lnf_w=ln_f_weight.data_ptr(),
                              lnf_b=ln_f_bias.data_ptr(), head_w=head_weight.data_ptr(),
@@ -240,15 +269,19 @@ class NativeDecoder(CacheBoundKernel):
 
     @staticmethod
     def unsupported(tensors: Sequence[torch.Tensor], activation: str, cache: KVCache) -> str:
-        """Why the kernel cannot run on these tensors (empty if it can): float32, contiguous CPU tensors only."""
-        import torch
-
+        """Why the kernel cannot run on these tensors (empty if it can): contiguous CPU tensors, all float32 or all
+        bfloat16 (the first tensor's dtype), the cache included."""
         if activation not in ACTIVATIONS:
             return f"activation {activation!r} is not one it computes ({', '.join(sorted(ACTIVATIONS))})"
-        for t in list(tensors) + list(cache.keys) + list(cache.values):
-            if t.dtype != torch.float32 or t.device.type != "cpu" or not t.is_contiguous():
-                return f"it reads contiguous float32 CPU tensors, got {t.dtype} on {t.device}" + (
-                    "" if t.is_contiguous() else " (not contiguous)")
+        tensors = list(tensors)
+        dtype = tensors[0].dtype if tensors else None
+        if str(dtype).removeprefix("torch.") not in WEIGHT_KINDS:
+            return f"it reads float32 or bfloat16 weights, got {dtype}"
+        for t in tensors + list(cache.keys) + list(cache.values):
+            if t.dtype != dtype or t.device.type != "cpu" or not t.is_contiguous():
+                what = "a cache tensor" if any(t is c for c in cache.keys + cache.values) else "a weight"
+                return (f"it reads contiguous CPU tensors of one dtype ({dtype}, the model's, the cache's too), got "
+                        f"{what} {t.dtype} on {t.device}{'' if t.is_contiguous() else ' (not contiguous)'}")
         return ""
 
     @staticmethod
@@ -288,8 +321,9 @@ class NativeDecoder(CacheBoundKernel):
 
     def __call__(self, input_ids: torch.Tensor, positions: torch.Tensor,
                  attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """``input_ids`` (B,) and ``positions`` (B,) int64 -> logits (B, vocab); ``attention_mask`` None or a
-        boolean ``(B, 1, 1, past + 1)`` view whose last dimension is contiguous (True = attend)."""
+        """``input_ids`` (B,) and ``positions`` (B,) int64 -> logits (B, vocab) float32 (holding bf16 values in a
+        bfloat16 model); ``attention_mask`` None or a boolean ``(B, 1, 1, past + 1)`` view whose last dimension is
+        contiguous (True = attend)."""
         torch = self._torch
         cache = self.cache
         batch, past = input_ids.shape[0], cache.length
@@ -309,6 +343,9 @@ class NativeDecoder(CacheBoundKernel):
             raise IndexError(f"a token id or position is out of range: ids {ids.tolist()} (the vocabulary has "
                              f"{self._model.wte_rows}), positions {positions.tolist()} (the model has "
                              f"{self._model.wpe_rows}); check the tokenizer matches the model")
+        if code == -4:
+            raise ValueError(f"the native kernel does not read weight kind {self._model.weights}; reinstall zoo to "
+                             f"rebuild it")
         if code != 0:
             raise MemoryError(f"the native decoding step failed (code {code}): out of memory for its scratch buffers")
         return logits

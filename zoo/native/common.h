@@ -1,8 +1,9 @@
 /*
  * What zoo's decoding kernels share (decode.c: GPT-2-style blocks; decode_llama.c: Llama-style ones): the dispatch of
  * hot loops to the widest vector unit, work splitting over threads, a vectorizable exp, dot products (float32, and
- * bf16 widened to float32), the MLP activations and single-query attention over a float32 or bf16 key/value cache.
- * Everything here is static, so each kernel compiles its own copy.
+ * bf16 widened to float32), the MLP activations, bf16 <-> float32 conversion and rounding as torch rounds, the row
+ * products of an (out, in) matrix (float32; bf16 widened, or on AVX512-BF16's vdpbf16ps) and single-query attention
+ * over a float32 or bf16 key/value cache. Everything here is static, so each kernel compiles its own copy.
  */
 #ifndef ZOO_NATIVE_COMMON_H
 #define ZOO_NATIVE_COMMON_H
@@ -17,6 +18,18 @@
 #else
 #define ZOO_HOT
 #endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define ZOO_HAVE_BF16_PATH 1
+#endif
+
+/* What the weights (and the cache) of a model are: a kernel's model struct holds one of these codes, so that another
+ * kind (int8 with per-output-channel scales, say) is a new code rather than a new flag. */
+enum { ZOO_WEIGHTS_F32 = 0, ZOO_WEIGHTS_BF16 = 1 };
+
+/* How attention rounds its probabilities before they weight the values (see attend) */
+enum { ZOO_SOFTMAX_F32 = 0, ZOO_SOFTMAX_BF16_EXP = 1, ZOO_SOFTMAX_BF16_PROBS = 2 };
 
 enum { ZOO_GELU_TANH = 0, ZOO_GELU_ERF = 1, ZOO_RELU = 2, ZOO_SILU = 3, ZOO_GELU_FAST = 4, ZOO_QUICK_GELU = 5 };
 
@@ -99,6 +112,32 @@ static inline float from_bf16(uint16_t h) {
     return f;
 }
 
+/* round to nearest even, NaN kept quiet: torch's float -> bfloat16 conversion */
+static inline uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+    /* a select, not a branch: the loops that round whole rows vectorize */
+    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
+}
+
+/* the value as the model's dtype holds it: rounded to bf16 in a bf16 model, as is in float32 */
+static inline float held(float f, int bf16) { return bf16 ? from_bf16(to_bf16(f)) : f; }
+
+/* element i of a float32 or bf16 tensor, as float32 */
+static inline float load(const void *p, int bf16, int64_t i) {
+    return bf16 ? from_bf16(((const uint16_t *)p)[i]) : ((const float *)p)[i];
+}
+
+/* Whether this processor multiplies bf16 pairs itself (vdpbf16ps): else bf16 weights are widened to float32 */
+static inline int bf16_dot_supported(void) {
+#ifdef ZOO_HAVE_BF16_PATH
+    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+#else
+    return 0;
+#endif
+}
+
 /* dot of a bf16 row with float32 values, the row widened on the fly (bf16 keys; bf16 weights without AVX512-BF16) */
 static inline float dot_bf16(const uint16_t *restrict w, const float *restrict x, int64_t n) {
     float acc[16] = {0};
@@ -112,10 +151,114 @@ static inline float dot_bf16(const uint16_t *restrict w, const float *restrict x
     return acc[0] + tail;
 }
 
+/* h = act(h) over n bf16 values where zoo.activations spells the function as several torch ops on the tensor
+ * (gelu_python: x * 0.5 * (1 + erf(x / sqrt 2)); gelu_fast: 0.5 * x * (1 + tanh(x * 0.7978845608 * (1 + 0.044715 * x
+ * * x))); quick_gelu: x * sigmoid(1.702 * x)): each op's output rounded to bf16, as each of those ops returns a bf16
+ * tensor (its Python scalar taken as float32, torch's opmath). Rare activations, so plain libm calls. Any other kind:
+ * the one-kernel function (activate), rounded once. */
+__attribute__((unused)) static void activate_bf16_stepwise(float *h, int64_t n, int kind) {
+#define R(v) from_bf16(to_bf16(v))
+    for (int64_t j = 0; j < n; j++) {
+        const float x = h[j];
+        switch (kind) {
+        case ZOO_GELU_ERF: h[j] = R(R(x * 0.5f) * R(1.0f + R(erff(R(x / 1.4142135623730951f))))); break;
+        case ZOO_GELU_FAST: {
+            const float inner = R(R(x * 0.7978845608f) * R(1.0f + R(R(0.044715f * x) * x)));
+            h[j] = R(R(0.5f * x) * R(1.0f + R(tanhf(inner))));
+            break;
+        }
+        case ZOO_QUICK_GELU: h[j] = R(x * R(1.0f / (1.0f + expf(-R(1.702f * x))))); break;
+        default: activate(h + j, 1, kind); h[j] = R(h[j]); break;
+        }
+    }
+#undef R
+}
+
+/* --- row products of an (out, in) matrix: y[r, j] = W[j, :] . x[r, :] for j in [lo, hi), rows r < B ------------- */
+
+__attribute__((unused)) ZOO_HOT static void rows_f32(const float *restrict W, int64_t K, const float *restrict x,
+                                                     int B, int64_t lo, int64_t hi, float *restrict y, int64_t ldy) {
+    for (int64_t j = lo; j < hi; j++)
+        for (int r = 0; r < B; r++) y[r * ldy + j] = dot(W + j * K, x + r * K, K);
+}
+
+__attribute__((unused)) ZOO_HOT static void rows_bf16_widened(const uint16_t *restrict W, int64_t K,
+                                                              const float *restrict x, int B, int64_t lo, int64_t hi,
+                                                              float *restrict y, int64_t ldy) {
+    for (int64_t j = lo; j < hi; j++)
+        for (int r = 0; r < B; r++) y[r * ldy + j] = dot_bf16(W + j * K, x + r * K, K);
+}
+
+/* Rows a call of rows_bf16_dp takes (one accumulator register per row) */
+#define ZOO_DP_ROWS 8
+
+#ifdef ZOO_HAVE_BF16_PATH
+/* y[r, j] = W[j, :] . x[r, :] with vdpbf16ps, 32 bf16 pairs an instruction; x in bf16 (B, K), B <= ZOO_DP_ROWS. One
+ * row of W at a time, read once for all B inputs; at B = 1 two accumulators keep two dependency chains in flight. */
+__attribute__((unused, target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void rows_bf16_dp(const uint16_t *restrict W, int64_t K, const uint16_t *restrict x, int B, int64_t lo,
+                         int64_t hi, float *restrict y, int64_t ldy) {
+    const int64_t K32 = K & ~(int64_t)31;
+    for (int64_t j = lo; j < hi; j++) {
+        const uint16_t *restrict w = W + j * K;
+        if (B == 1) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+            int64_t k = 0;
+            for (; k + 64 <= K32; k += 64) {
+                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(x + k), (__m512bh)_mm512_loadu_si512(w + k));
+                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(x + k + 32),
+                                      (__m512bh)_mm512_loadu_si512(w + k + 32));
+            }
+            for (; k < K32; k += 32)
+                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(x + k), (__m512bh)_mm512_loadu_si512(w + k));
+            float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+            for (; k < K; k++) s += from_bf16(w[k]) * from_bf16(x[k]);
+            y[j] = s;
+            continue;
+        }
+        __m512 acc[ZOO_DP_ROWS];
+        for (int r = 0; r < B; r++) acc[r] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < K32; k += 32) {
+            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + k);
+            for (int r = 0; r < B; r++)
+                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_loadu_si512(x + r * K + k), wv);
+        }
+        for (int r = 0; r < B; r++) {
+            float s = _mm512_reduce_add_ps(acc[r]);
+            for (int64_t k = K32; k < K; k++) s += from_bf16(w[k]) * from_bf16(x[r * K + k]);
+            y[r * ldy + j] = s;
+        }
+    }
+}
+#endif
+
+/* y[r, j] += bias[j] for j in [lo, hi), then held in the model's dtype: the bias joins the float32 sum before the
+ * one rounding, as addmm adds it. One loop per case, so each vectorizes. */
+__attribute__((unused)) ZOO_HOT static void finish_rows(float *restrict y, int64_t ldy, int B, int64_t lo, int64_t hi,
+                                                        const void *bias, int bf16) {
+    for (int r = 0; r < B; r++) {
+        float *restrict row = y + r * ldy;
+        if (bf16 && bias) {
+            const uint16_t *restrict b = (const uint16_t *)bias;
+            for (int64_t j = lo; j < hi; j++) row[j] = from_bf16(to_bf16(row[j] + from_bf16(b[j])));
+        } else if (bf16) {
+            for (int64_t j = lo; j < hi; j++) row[j] = from_bf16(to_bf16(row[j]));
+        } else if (bias) {
+            const float *restrict b = (const float *)bias;
+            for (int64_t j = lo; j < hi; j++) row[j] += b[j];
+        }
+    }
+}
+
 /* Single-query attention of one head over cached positions 0..past (the new key/value already stored at past),
- * skipping masked positions and those outside the window; writes head_dim float32 outputs. */
+ * skipping masked positions and those outside the window; writes head_dim float32 outputs. `softmax` says where the
+ * probabilities are rounded, as the forward pass being followed rounds them: ZOO_SOFTMAX_F32 nowhere (float32 models;
+ * the Llama kernel); ZOO_SOFTMAX_BF16_EXP the exponentials e^(s - max) before they weight the values, normalised at
+ * the end by their float32 sum (torch's CPU scaled_dot_product_attention on bf16, its flash kernel);
+ * ZOO_SOFTMAX_BF16_PROBS the normalised probabilities (a float32 softmax cast to bf16, then the product with the
+ * values: GPT-2's reorder_and_upcast_attn). */
 ZOO_HOT static void attend(const float *restrict q, const void *keys, const void *values, int bf16, int64_t past,
-                           int64_t hd, float scale, const uint8_t *restrict mask, int64_t window,
+                           int64_t hd, float scale, const uint8_t *restrict mask, int64_t window, int softmax,
                            float *restrict scores, float *restrict out) {
     const int64_t first = window > 0 && past + 1 > window ? past + 1 - window : 0;
     float best = -INFINITY;
@@ -133,6 +276,10 @@ ZOO_HOT static void attend(const float *restrict q, const void *keys, const void
         scores[s] = scores[s] == -INFINITY ? 0.0f : e;
         total += scores[s];
     }
+    if (softmax == ZOO_SOFTMAX_BF16_EXP)
+        for (int64_t s = 0; s <= past; s++) scores[s] = from_bf16(to_bf16(scores[s]));
+    else if (softmax == ZOO_SOFTMAX_BF16_PROBS && total > 0.0f)
+        for (int64_t s = 0; s <= past; s++) scores[s] = from_bf16(to_bf16(scores[s] / total));
     for (int64_t d = 0; d < hd; d++) out[d] = 0.0f;
     for (int64_t s = 0; s <= past; s++) {
         const float e = scores[s];
@@ -145,6 +292,7 @@ ZOO_HOT static void attend(const float *restrict q, const void *keys, const void
             for (int64_t d = 0; d < hd; d++) out[d] += e * v[d];
         }
     }
+    if (softmax == ZOO_SOFTMAX_BF16_PROBS) return; /* already normalised */
     const float inv = total > 0.0f ? 1.0f / total : 0.0f;
     for (int64_t d = 0; d < hd; d++) out[d] *= inv;
 }

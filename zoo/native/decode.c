@@ -10,8 +10,14 @@
  * a layer). The region runs on torch's own OpenMP pool (the module is loaded after torch, whose libgomp has the
  * same soname), so no second set of threads competes for the cores.
  *
- * The maths is GPT-2's (transformers' modeling_gpt2.py, the forward pass of zoo/plugins/gpt2/modeling.py); only the
- * summation order inside the products differs from torch's, so logits agree to float rounding.
+ * The maths is GPT-2's (transformers' modeling_gpt2.py, the forward pass of zoo/plugins/gpt2/modeling.py). In float32
+ * only the summation order inside the products differs from torch's, so logits agree to float rounding. In bfloat16
+ * (a checkpoint streams half the bytes) the kernel computes in float32 and rounds to bf16 wherever the bf16 forward
+ * pass produces a bf16 tensor: the embedding sum, each LayerNorm's output, each projection's output (its bias
+ * joining the float32 sum first, as addmm adds it), the attention output, the activation's output, the residual
+ * stream after each addition, the logits; and inside attention where torch's bf16 kernels round the probabilities
+ * (common.h's attend). Products accumulate in float32, as torch's bf16 kernels do. tests/test_native.py holds it to
+ * the bf16 forward pass.
  *
  * How the work is shared: each thread streams one contiguous block of rows of every (in, out) weight (a block of
  * the input dimension) into its own partial product; a thread streaming its own contiguous range reads memory about
@@ -22,7 +28,11 @@
  * Two sets of partial buffers alternate, so a phase never overwrites partials another thread is still reading.
  *
  * Layouts are the published checkpoints': Conv1D weights (in, out) row-major, the output embedding (vocab, hidden),
- * keys/values (batch, heads, capacity, head_dim) as zoo.generation.KVCache keeps them. float32 only.
+ * keys/values (batch, heads, capacity, head_dim) as zoo.generation.KVCache keeps them, all of one dtype: float32 or
+ * bfloat16 (the model struct's weight kind). bf16 Conv1D weights are read in place and widened to float32 as they
+ * stream (a shift of each 16-bit value into a float's upper half, vectorized): at a few rows the step is bound by
+ * reading the weights, so the widening costs nothing visible and the (in, out) scheme above stays as it is. The
+ * output embedding's rows are multiplied with vdpbf16ps where the processor has AVX512-BF16 (as decode_llama.c).
  */
 #include <math.h>
 #include <stdint.h>
@@ -33,33 +43,53 @@
 #include "common.h"
 
 typedef struct {
-    const float *ln1_w, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b;
-    const float *ln2_w, *ln2_b, *fc_w, *fc_b, *mlp_w, *mlp_b;
-    float *keys, *values; /* (B, heads, capacity, head_dim) */
-    float scale;          /* attention scale of this layer */
+    const void *ln1_w, *ln1_b, *attn_w, *attn_b, *proj_w, *proj_b;
+    const void *ln2_w, *ln2_b, *fc_w, *fc_b, *mlp_w, *mlp_b;
+    void *keys, *values; /* (B, heads, capacity, head_dim) */
+    float scale;         /* attention scale of this layer */
 } zoo_layer;
 
 typedef struct {
     int32_t n_layer, hidden, heads, inner, vocab, activation;
+    int32_t weights;                  /* ZOO_WEIGHTS_F32 or ZOO_WEIGHTS_BF16: every tensor's dtype, the cache's too */
+    int32_t upcast;                   /* reorder_and_upcast_attn: a float32 softmax cast to the model's dtype */
+    int32_t widen;                    /* 1: bf16 output embedding widened even where vdpbf16ps runs (tests both) */
+    int32_t stepwise;                 /* 1: the activation is several torch ops, each rounding (bf16 models) */
     float eps;
     int64_t capacity;                 /* positions the cache holds */
     int64_t wte_rows, wpe_rows;       /* token ids and positions must be below these */
-    const float *wte, *wpe;           /* (wte_rows, hidden), (wpe_rows, hidden) */
-    const float *lnf_w, *lnf_b;
-    const float *head_w, *head_b;     /* (vocab, hidden), bias or NULL */
+    const void *wte, *wpe;            /* (wte_rows, hidden), (wpe_rows, hidden) */
+    const void *lnf_w, *lnf_b;
+    const void *head_w, *head_b;      /* (vocab, hidden), bias or NULL */
     const zoo_layer *layers;
 } zoo_model;
 
-int zoo_abi_version(void) { return 1; }
+int zoo_abi_version(void) { return 2; }
 
-static void layer_norm(const float *x, int64_t n, const float *w, const float *b, float eps, float *out) {
+/* whether bf16 output-embedding rows run on vdpbf16ps here (else they are widened to float32) */
+int zoo_bf16_dot(void) { return bf16_dot_supported(); }
+
+/* out = (x - mean) / sqrt(var + eps) * w + b over n values, computed in float32 and held in the model's dtype (one
+ * rounding, as torch's LayerNorm rounds its bf16 output); out16 (bf16 models, or NULL) gets the same values as bf16 */
+static void layer_norm(const float *x, int64_t n, const void *w, const void *b, float eps, int bf16, float *out,
+                       uint16_t *out16) {
     double mean = 0.0, var = 0.0;
     for (int64_t i = 0; i < n; i++) mean += x[i];
     mean /= (double)n;
     for (int64_t i = 0; i < n; i++) { double d = x[i] - mean; var += d * d; }
     var /= (double)n;
     float m = (float)mean, rstd = (float)(1.0 / sqrt(var + (double)eps));
-    for (int64_t i = 0; i < n; i++) out[i] = (x[i] - m) * rstd * w[i] + b[i];
+    if (!bf16) {
+        const float *wf = (const float *)w, *bf = (const float *)b;
+        for (int64_t i = 0; i < n; i++) out[i] = (x[i] - m) * rstd * wf[i] + bf[i];
+        return;
+    }
+    const uint16_t *wh = (const uint16_t *)w, *bh = (const uint16_t *)b;
+    for (int64_t i = 0; i < n; i++) {
+        const uint16_t v = to_bf16((x[i] - m) * rstd * from_bf16(wh[i]) + from_bf16(bh[i]));
+        out[i] = from_bf16(v);
+        if (out16) out16[i] = v;
+    }
 }
 
 /* Software prefetch of the next block of weight rows into L2, spread over the pass through the current one.
@@ -70,14 +100,25 @@ static void layer_norm(const float *x, int64_t n, const float *w, const float *b
 /* part[r, :] = x[r, lo:hi] @ W[lo:hi, :] for rows r < B: weight rows lo..hi of a (K, N) row-major W, streamed once.
  * Eight weight rows per pass over the (L1-resident) output row: eight concurrent streams keep enough reads in
  * flight (best of 25 on 2 cores, GPT-2's shapes: 8 rows 0.95 of a plain sum's bandwidth, 4 rows 0.90-0.94 and
- * weaker on the narrow 768-wide matrices, 1 row 0.75). x has row stride ldx. */
-ZOO_HOT static void matmul_block(const float *restrict x, int64_t ldx, int B, const float *restrict W, int64_t N,
-                                 int64_t lo, int64_t hi, float *restrict part) {
+ * weaker on the narrow 768-wide matrices, 1 row 0.75). x has row stride ldx. W is float32 or (bf16 = 1) bf16,
+ * widened as it is read; bf16 is a constant in each caller below, so each gets its own vectorized loop. */
+/* weight c of row q of the current block: float32, or bf16 widened (its bits shifted into a float's upper half) */
+#define ZOO_W(q, c) (bf16 ? from_bf16(h##q[c]) : f##q[c])
+
+static inline __attribute__((always_inline)) void matmul_block_of(const float *restrict x, int64_t ldx, int B,
+                                                                  const void *W, int64_t N, int64_t lo, int64_t hi,
+                                                                  float *restrict part, const int bf16) {
+    /* typed restrict row pointers of both kinds (the unused kind compiles away): the loops vectorize unversioned */
+    const float *restrict wf = (const float *)W;
+    const uint16_t *restrict wh = (const uint16_t *)W;
+    const int64_t line = bf16 ? 32 : 16; /* weights a cache line holds */
     for (int r = 0; r < B; r++) memset(part + r * N, 0, (size_t)N * sizeof(float));
     int64_t i = lo;
     for (; i + 8 <= hi; i += 8) {
-        const float *restrict w0 = W + i * N, *restrict w1 = w0 + N, *restrict w2 = w1 + N, *restrict w3 = w2 + N;
-        const float *restrict w4 = w3 + N, *restrict w5 = w4 + N, *restrict w6 = w5 + N, *restrict w7 = w6 + N;
+        const float *restrict f0 = wf + i * N, *restrict f1 = f0 + N, *restrict f2 = f1 + N, *restrict f3 = f2 + N;
+        const float *restrict f4 = f3 + N, *restrict f5 = f4 + N, *restrict f6 = f5 + N, *restrict f7 = f6 + N;
+        const uint16_t *restrict h0 = wh + i * N, *restrict h1 = h0 + N, *restrict h2 = h1 + N, *restrict h3 = h2 + N;
+        const uint16_t *restrict h4 = h3 + N, *restrict h5 = h4 + N, *restrict h6 = h5 + N, *restrict h7 = h6 + N;
         const int prefetch = i + 16 <= hi; /* the next block is this thread's too */
         for (int r = 0; r < B; r++) {
             const float *xr = x + r * ldx + i;
@@ -85,78 +126,123 @@ ZOO_HOT static void matmul_block(const float *restrict x, int64_t ldx, int B, co
             float *restrict y = part + r * N;
             int64_t j = 0;
             for (; j + 16 <= N; j += 16) {
-                if (prefetch && r == 0) /* the same 16 columns of the next 8 rows: one line each */
-                    for (int q = 0; q < 8; q++) ZOO_PREFETCH(w0 + (8 + q) * N + j);
+                if (prefetch && r == 0 && j % line == 0) /* the same columns of the next 8 rows: one line each */
+                    for (int q = 0; q < 8; q++)
+                        ZOO_PREFETCH(bf16 ? (const void *)(h0 + (8 + q) * N + j)
+                                          : (const void *)(f0 + (8 + q) * N + j));
                 for (int64_t c = j; c < j + 16; c++)
-                    y[c] = y[c] + x0 * w0[c] + x1 * w1[c] + x2 * w2[c] + x3 * w3[c] + x4 * w4[c] + x5 * w5[c] +
-                           x6 * w6[c] + x7 * w7[c];
+                    y[c] = y[c] + x0 * ZOO_W(0, c) + x1 * ZOO_W(1, c) + x2 * ZOO_W(2, c) + x3 * ZOO_W(3, c) +
+                           x4 * ZOO_W(4, c) + x5 * ZOO_W(5, c) + x6 * ZOO_W(6, c) + x7 * ZOO_W(7, c);
             }
             for (; j < N; j++)
-                y[j] = y[j] + x0 * w0[j] + x1 * w1[j] + x2 * w2[j] + x3 * w3[j] + x4 * w4[j] + x5 * w5[j] +
-                       x6 * w6[j] + x7 * w7[j];
+                y[j] = y[j] + x0 * ZOO_W(0, j) + x1 * ZOO_W(1, j) + x2 * ZOO_W(2, j) + x3 * ZOO_W(3, j) +
+                       x4 * ZOO_W(4, j) + x5 * ZOO_W(5, j) + x6 * ZOO_W(6, j) + x7 * ZOO_W(7, j);
         }
     }
     for (; i < hi; i++) {
-        const float *restrict w0 = W + i * N;
+        const float *restrict f0 = wf + i * N;
+        const uint16_t *restrict h0 = wh + i * N;
         for (int r = 0; r < B; r++) {
             const float x0 = x[r * ldx + i];
             float *restrict y = part + r * N;
-            for (int64_t j = 0; j < N; j++) y[j] = y[j] + x0 * w0[j];
+            for (int64_t j = 0; j < N; j++) y[j] = y[j] + x0 * ZOO_W(0, j);
         }
     }
 }
+#undef ZOO_W
 
-/* out[j] = sum over threads t of parts[t][j], for j in [lo, hi), + bias[j]; parts[t] = base + t * stride */
-static void gather(const float *base, int64_t stride, int nth, const float *bias, int64_t lo, int64_t hi, float *out) {
+ZOO_HOT static void matmul_block_f32(const float *restrict x, int64_t ldx, int B, const void *W, int64_t N,
+                                     int64_t lo, int64_t hi, float *restrict part) {
+    matmul_block_of(x, ldx, B, W, N, lo, hi, part, 0);
+}
+
+ZOO_HOT static void matmul_block_bf16(const float *restrict x, int64_t ldx, int B, const void *W, int64_t N,
+                                      int64_t lo, int64_t hi, float *restrict part) {
+    matmul_block_of(x, ldx, B, W, N, lo, hi, part, 1);
+}
+
+static void matmul_block(const float *restrict x, int64_t ldx, int B, const void *W, int bf16, int64_t N, int64_t lo,
+                         int64_t hi, float *restrict part) {
+    (bf16 ? matmul_block_bf16 : matmul_block_f32)(x, ldx, B, W, N, lo, hi, part);
+}
+
+/* out[j] = sum over threads t of parts[t][j], for j in [lo, hi), + bias[j], held in the model's dtype (the bias
+ * joins the float32 sum before the one rounding, as addmm adds it); parts[t] = base + t * stride */
+static void gather(const float *base, int64_t stride, int nth, const void *bias, int bf16, int64_t lo, int64_t hi,
+                   float *out) {
     for (int64_t j = lo; j < hi; j++) {
         float v = base[j];
         for (int t = 1; t < nth; t++) v += base[t * stride + j];
-        out[j - lo] = bias ? v + bias[j] : v;
+        out[j - lo] = held(bias ? v + load(bias, bf16, j) : v, bf16);
     }
 }
 
 /* x[r, :] += (sum over threads of the partials for row r) + bias: a projection's output added to the residual
- * stream, for rows r < B of width n; tmp holds n floats */
-static void add_partials(float *x, const float *base, int64_t stride, int nth, const float *bias, int B, int64_t n,
-                         float *tmp) {
+ * stream, for rows r < B of width n, both the output and the sum held in the model's dtype; tmp holds n floats */
+static void add_partials(float *x, const float *base, int64_t stride, int nth, const void *bias, int bf16, int B,
+                         int64_t n, float *tmp) {
     for (int r = 0; r < B; r++) {
-        gather(base + r * n, stride, nth, bias, 0, n, tmp);
-        for (int64_t c = 0; c < n; c++) x[r * n + c] += tmp[c];
+        gather(base + r * n, stride, nth, bias, bf16, 0, n, tmp);
+        for (int64_t c = 0; c < n; c++) x[r * n + c] = held(x[r * n + c] + tmp[c], bf16);
     }
 }
 
-/* y[r, v] = dot(E[v, :], h[r, :]) + bias[v] for v in [lo, hi): the output embedding, (vocab, hidden) row-major,
- * each thread streaming its own contiguous block of rows. One long contiguous stream per thread is what the
- * hardware prefetcher serves best: it reads at a plain sum's rate (0.97-1.0 of it on 2 cores), and software
- * prefetching here only costs (0.81-0.90). */
-ZOO_HOT static void matmul_rows(const float *restrict h, int B, int64_t K, const float *restrict E,
-                                const float *restrict bias, float *restrict y, int64_t V, int64_t lo, int64_t hi) {
-    for (int64_t v = lo; v < hi; v++)
-        for (int r = 0; r < B; r++) y[r * V + v] = dot(E + v * K, h + r * K, K) + (bias ? bias[v] : 0.0f);
+/* v[j] rounded to bf16, over n values */
+ZOO_HOT static void hold_bf16(float *restrict v, int64_t n) {
+    for (int64_t j = 0; j < n; j++) v[j] = from_bf16(to_bf16(v[j]));
+}
+
+/* logits[r, v] = E[v, :] . h[r, :] + bias[v] for v in [lo, hi), held in the model's dtype: the output embedding,
+ * (vocab, hidden) row-major, each thread streaming its own contiguous block of rows. One long contiguous stream per
+ * thread is what the hardware prefetcher serves best: it reads at a plain sum's rate (0.97-1.0 of it on 2 cores),
+ * and software prefetching here only costs (0.81-0.90). bf16 rows run on vdpbf16ps where dp (over h16, the same
+ * values as bf16, ZOO_DP_ROWS rows a call), else widened. */
+static void output_embedding(const zoo_model *m, int dp, const float *h, const uint16_t *h16, int B, float *logits,
+                             int64_t lo, int64_t hi) {
+    const int64_t C = m->hidden, V = m->vocab;
+    const int bf16 = m->weights == ZOO_WEIGHTS_BF16;
+    if (!bf16)
+        rows_f32((const float *)m->head_w, C, h, B, lo, hi, logits, V);
+#ifdef ZOO_HAVE_BF16_PATH
+    else if (dp)
+        for (int r = 0; r < B; r += ZOO_DP_ROWS)
+            rows_bf16_dp((const uint16_t *)m->head_w, C, h16 + r * C, B - r < ZOO_DP_ROWS ? B - r : ZOO_DP_ROWS, lo,
+                         hi, logits + r * V, V);
+#endif
+    else
+        rows_bf16_widened((const uint16_t *)m->head_w, C, h, B, lo, hi, logits, V);
+    finish_rows(logits, V, B, lo, hi, m->head_b, bf16);
 }
 
 /*
  * One step for B rows: ids (B), positions (B) into wpe, the cache holds `past` positions (the new ones go at index
- * past), mask NULL or (B, mask_stride) bytes with 1 = attend over positions 0..past. Writes logits (B, vocab).
- * Returns 0; or, with nothing written: -1 out of memory, -2 the cache is full, -3 a token id or position is out of
- * range (the embeddings are never read out of bounds).
+ * past), mask NULL or (B, mask_stride) bytes with 1 = attend over positions 0..past. Writes logits (B, vocab) as
+ * float32 (in a bf16 model, bf16 values). Returns 0; or, with nothing written: -1 out of memory, -2 the cache is
+ * full, -3 a token id or position is out of range (the embeddings are never read out of bounds), -4 a weight kind
+ * this build does not read.
  */
 int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *positions, int B, int64_t past,
                     const uint8_t *mask, int64_t mask_stride, float *logits, int threads) {
     const int64_t C = m->hidden, H = m->heads, hd = C / H, I = m->inner, S = past + 1;
     const int64_t N = 3 * C > I ? 3 * C : I; /* the widest projection output */
+    if (m->weights != ZOO_WEIGHTS_F32 && m->weights != ZOO_WEIGHTS_BF16) return -4;
+    const int bf16 = m->weights == ZOO_WEIGHTS_BF16, dp = bf16 && !m->widen && bf16_dot_supported();
+    const size_t elt = bf16 ? sizeof(uint16_t) : sizeof(float); /* bytes a cached key/value takes */
+    /* torch's bf16 attention rounds its probabilities: SDPA the exponentials, the upcast path the softmax */
+    const int softmax = !bf16 ? ZOO_SOFTMAX_F32 : m->upcast ? ZOO_SOFTMAX_BF16_PROBS : ZOO_SOFTMAX_BF16_EXP;
     if (past < 0 || past >= m->capacity) return -2;
     for (int r = 0; r < B; r++)
         if (ids[r] < 0 || ids[r] >= m->wte_rows || positions[r] < 0 || positions[r] >= m->wpe_rows) return -3;
     if (threads < 1) threads = 1;
     /* shared: two sets of per-thread partial products, the attention output; per thread: the residual stream, its
-     * LayerNorm, a block of the MLP hidden layer, a head's q/k/v, attention scores */
+     * LayerNorm, a block of the MLP hidden layer, a head's q/k/v, attention scores; and the final LayerNorm as bf16 */
     const int64_t part_stride = (int64_t)B * N;
     const int64_t local = 2 * (int64_t)B * C + (int64_t)B * (I > C ? I : C) + 3 * hd + S;
-    float *buf = (float *)malloc(((size_t)2 * threads * part_stride + (size_t)B * C + (size_t)threads * local) *
-                                 sizeof(float));
+    const size_t floats = (size_t)2 * threads * part_stride + (size_t)B * C + (size_t)threads * local;
+    float *buf = (float *)malloc(floats * sizeof(float) + (size_t)threads * B * C * sizeof(uint16_t));
     if (!buf) return -1;
     float *parts[2] = {buf, buf + threads * part_stride}, *att = buf + 2 * threads * part_stride;
+    uint16_t *normed16_all = (uint16_t *)(buf + floats);
 
 #pragma omp parallel num_threads(threads)
     {
@@ -165,47 +251,65 @@ int zoo_decode_step(const zoo_model *m, const int64_t *ids, const int64_t *posit
         float *qkv = hid + B * (I > C ? I : C);
         float *scores = qkv + 3 * hd;
         float *mine0 = parts[0] + tid * part_stride, *mine1 = parts[1] + tid * part_stride;
+        uint16_t *normed16 = normed16_all + (int64_t)tid * B * C;
         int64_t lo, hi;
         for (int r = 0; r < B; r++)
-            for (int64_t c = 0; c < C; c++) x[r * C + c] = m->wte[ids[r] * C + c] + m->wpe[positions[r] * C + c];
+            for (int64_t c = 0; c < C; c++)
+                x[r * C + c] =
+                    held(load(m->wte, bf16, ids[r] * C + c) + load(m->wpe, bf16, positions[r] * C + c), bf16);
         for (int l = 0; l < m->n_layer; l++) {
             const zoo_layer *L = &m->layers[l];
-            for (int r = 0; r < B; r++) layer_norm(x + r * C, C, L->ln1_w, L->ln1_b, m->eps, normed + r * C);
+            for (int r = 0; r < B; r++)
+                layer_norm(x + r * C, C, L->ln1_w, L->ln1_b, m->eps, bf16, normed + r * C, NULL);
             split(C, 8, tid, nth, &lo, &hi);
-            matmul_block(normed, C, B, L->attn_w, 3 * C, lo, hi, mine0); /* partial q/k/v, (B, 3C) */
+            matmul_block(normed, C, B, L->attn_w, bf16, 3 * C, lo, hi, mine0); /* partial q/k/v, (B, 3C) */
 #pragma omp barrier
             split((int64_t)B * H, 1, tid, nth, &lo, &hi);
             for (int64_t item = lo; item < hi; item++) {
                 const int64_t r = item / H, h = item % H, at = ((r * H + h) * m->capacity) * hd;
                 const float *row = parts[0] + r * 3 * C;
+                float *out = att + r * C + h * hd;
                 for (int which = 0; which < 3; which++) /* q, k, v of this head: partials + bias */
-                    gather(row, part_stride, nth, L->attn_b, which * C + h * hd, which * C + (h + 1) * hd,
+                    gather(row, part_stride, nth, L->attn_b, bf16, which * C + h * hd, which * C + (h + 1) * hd,
                            qkv + which * hd);
-                memcpy(L->keys + at + past * hd, qkv + hd, (size_t)hd * sizeof(float));
-                memcpy(L->values + at + past * hd, qkv + 2 * hd, (size_t)hd * sizeof(float));
-                attend(qkv, L->keys + at, L->values + at, 0, past, hd, L->scale, mask ? mask + r * mask_stride : NULL,
-                       0, scores, att + r * C + h * hd);
+                if (bf16) {
+                    uint16_t *k16 = (uint16_t *)L->keys + at + past * hd, *v16 = (uint16_t *)L->values + at + past * hd;
+                    for (int64_t d = 0; d < hd; d++) k16[d] = to_bf16(qkv[hd + d]), v16[d] = to_bf16(qkv[2 * hd + d]);
+                } else {
+                    memcpy((float *)L->keys + at + past * hd, qkv + hd, (size_t)hd * sizeof(float));
+                    memcpy((float *)L->values + at + past * hd, qkv + 2 * hd, (size_t)hd * sizeof(float));
+                }
+                attend(qkv, (const char *)L->keys + at * elt, (const char *)L->values + at * elt, bf16, past, hd,
+                       L->scale, mask ? mask + r * mask_stride : NULL, 0, softmax, scores, out);
+                if (bf16) hold_bf16(out, hd);
             }
 #pragma omp barrier
             split(C, 8, tid, nth, &lo, &hi);
-            matmul_block(att, C, B, L->proj_w, C, lo, hi, mine1); /* partial attention output, (B, C) */
+            matmul_block(att, C, B, L->proj_w, bf16, C, lo, hi, mine1); /* partial attention output, (B, C) */
 #pragma omp barrier
-            add_partials(x, parts[1], part_stride, nth, L->proj_b, B, C, hid); /* hid: free until the MLP */
-            for (int r = 0; r < B; r++) layer_norm(x + r * C, C, L->ln2_w, L->ln2_b, m->eps, normed + r * C);
-            matmul_block(normed, C, B, L->fc_w, I, lo, hi, mine0); /* partial MLP hidden layer, (B, I) */
+            add_partials(x, parts[1], part_stride, nth, L->proj_b, bf16, B, C, hid); /* hid: free until the MLP */
+            for (int r = 0; r < B; r++)
+                layer_norm(x + r * C, C, L->ln2_w, L->ln2_b, m->eps, bf16, normed + r * C, NULL);
+            matmul_block(normed, C, B, L->fc_w, bf16, I, lo, hi, mine0); /* partial MLP hidden layer, (B, I) */
 #pragma omp barrier
             split(I, 8, tid, nth, &lo, &hi);
             for (int r = 0; r < B; r++) { /* this thread's rows of the hidden layer, activated */
-                gather(parts[0] + r * I, part_stride, nth, L->fc_b, lo, hi, hid + r * I + lo);
-                activate(hid + r * I + lo, hi - lo, m->activation);
+                gather(parts[0] + r * I, part_stride, nth, L->fc_b, bf16, lo, hi, hid + r * I + lo);
+                if (bf16 && m->stepwise) {
+                    activate_bf16_stepwise(hid + r * I + lo, hi - lo, m->activation);
+                } else {
+                    activate(hid + r * I + lo, hi - lo, m->activation);
+                    if (bf16) hold_bf16(hid + r * I + lo, hi - lo);
+                }
             }
-            matmul_block(hid, I, B, L->mlp_w, C, lo, hi, mine1); /* partial MLP output, (B, C) */
+            matmul_block(hid, I, B, L->mlp_w, bf16, C, lo, hi, mine1); /* partial MLP output, (B, C) */
 #pragma omp barrier
-            add_partials(x, parts[1], part_stride, nth, L->mlp_b, B, C, hid); /* hid: read by this thread only */
+            add_partials(x, parts[1], part_stride, nth, L->mlp_b, bf16, B, C, hid); /* hid: read by this thread only */
         }
-        for (int r = 0; r < B; r++) layer_norm(x + r * C, C, m->lnf_w, m->lnf_b, m->eps, normed + r * C);
+        for (int r = 0; r < B; r++)
+            layer_norm(x + r * C, C, m->lnf_w, m->lnf_b, m->eps, bf16, normed + r * C, bf16 ? normed16 + r * C : NULL);
         split(m->vocab, 16, tid, nth, &lo, &hi);
-        matmul_rows(normed, B, C, m->head_w, m->head_b, logits, m->vocab, lo, hi);
+        output_embedding(m, dp, normed, normed16, B, logits, lo, hi);
     }
     free(buf);
     return 0;

@@ -31,11 +31,6 @@
 
 #include "common.h"
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#include <immintrin.h>
-#define ZOO_HAVE_BF16_PATH 1
-#endif
-
 typedef struct {
     const void *attn_norm, *q_w, *q_b, *k_w, *k_b, *v_w, *v_b, *q_norm, *k_norm, *o_w, *o_b;
     const void *mlp_norm, *gate_w, *gate_b, *up_w, *up_b, *down_w, *down_b; /* biases and q/k norms may be NULL */
@@ -56,109 +51,16 @@ typedef struct {
 
 int zoo_rms_abi_version(void) { return 1; }
 
-int zoo_rms_bf16_dot(void) {
-#ifdef ZOO_HAVE_BF16_PATH
-    return __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
-#else
-    return 0;
-#endif
-}
+int zoo_rms_bf16_dot(void) { return bf16_dot_supported(); }
 
-/* --- bf16 <-> float32 -------------------------------------------------------------------------------------------- */
-
-/* round to nearest even, NaN kept quiet: torch's float -> bfloat16 conversion */
-static inline uint16_t to_bf16(float f) {
-    uint32_t u;
-    memcpy(&u, &f, sizeof u);
-    const uint32_t rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
-    /* a select, not a branch: the loops that round whole rows vectorize */
-    return (uint16_t)((u & 0x7fffffffu) > 0x7f800000u ? (u >> 16) | 0x40u : rounded);
-}
-
-/* the value as the model's dtype holds it: rounded to bf16 in a bf16 model, as is in float32 */
-static inline float held(float f, int bf16) { return bf16 ? from_bf16(to_bf16(f)) : f; }
-
-static inline float load(const void *p, int bf16, int64_t i) {
-    return bf16 ? from_bf16(((const uint16_t *)p)[i]) : ((const float *)p)[i];
-}
-
-/* --- products ---------------------------------------------------------------------------------------------------- */
-
-ZOO_HOT static void rows_f32(const float *restrict W, int64_t K, const float *restrict x, int B, int64_t lo,
-                             int64_t hi, float *restrict y, int64_t ldy) {
-    for (int64_t j = lo; j < hi; j++)
-        for (int r = 0; r < B; r++) y[r * ldy + j] = dot(W + j * K, x + r * K, K);
-}
-
-ZOO_HOT static void rows_bf16_widened(const uint16_t *restrict W, int64_t K, const float *restrict x, int B,
-                                      int64_t lo, int64_t hi, float *restrict y, int64_t ldy) {
-    for (int64_t j = lo; j < hi; j++)
-        for (int r = 0; r < B; r++) y[r * ldy + j] = dot_bf16(W + j * K, x + r * K, K);
-}
-
-#ifdef ZOO_HAVE_BF16_PATH
-/* y[r, j] = W[j, :] . x[r, :] with vdpbf16ps, 32 bf16 pairs an instruction; x in bf16 (B, K). One row of W at a
- * time, read once for all B inputs; at B = 1 two accumulators keep two dependency chains in flight. */
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
-static void rows_bf16_dp(const uint16_t *restrict W, int64_t K, const uint16_t *restrict x, int B, int64_t lo,
-                         int64_t hi, float *restrict y, int64_t ldy) {
-    const int64_t K32 = K & ~(int64_t)31;
-    for (int64_t j = lo; j < hi; j++) {
-        const uint16_t *restrict w = W + j * K;
-        if (B == 1) {
-            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-            int64_t k = 0;
-            for (; k + 64 <= K32; k += 64) {
-                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(x + k), (__m512bh)_mm512_loadu_si512(w + k));
-                a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(x + k + 32),
-                                      (__m512bh)_mm512_loadu_si512(w + k + 32));
-            }
-            for (; k < K32; k += 32)
-                a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(x + k), (__m512bh)_mm512_loadu_si512(w + k));
-            float s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-            for (; k < K; k++) s += from_bf16(w[k]) * from_bf16(x[k]);
-            y[j] = s;
-            continue;
-        }
-        __m512 acc[8];
-        for (int r = 0; r < B; r++) acc[r] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < K32; k += 32) {
-            const __m512bh wv = (__m512bh)_mm512_loadu_si512(w + k);
-            for (int r = 0; r < B; r++)
-                acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_loadu_si512(x + r * K + k), wv);
-        }
-        for (int r = 0; r < B; r++) {
-            float s = _mm512_reduce_add_ps(acc[r]);
-            for (int64_t k = K32; k < K; k++) s += from_bf16(w[k]) * from_bf16(x[r * K + k]);
-            y[r * ldy + j] = s;
-        }
-    }
-}
-#endif
+/* bf16 conversion, rounding and the row products (rows_f32, rows_bf16_widened, rows_bf16_dp, finish_rows) are
+ * common.h's, shared with decode.c */
 
 /* The activations a projection reads: float32 values, and (bf16 models) the same values as bf16 for vdpbf16ps. */
 typedef struct {
     const float *f;
     const uint16_t *h;
 } zoo_input;
-
-/* y[r, j] += bias[j] for j in [lo, hi), then held in the model's dtype: the bias joins the float32 sum before the
- * one rounding, as addmm adds it. One loop per case, so each vectorizes. */
-ZOO_HOT static void finish_rows(float *restrict y, int64_t ldy, int B, int64_t lo, int64_t hi, const void *bias,
-                                int bf16) {
-    for (int r = 0; r < B; r++) {
-        float *restrict row = y + r * ldy;
-        if (bf16 && bias) {
-            const uint16_t *restrict b = (const uint16_t *)bias;
-            for (int64_t j = lo; j < hi; j++) row[j] = from_bf16(to_bf16(row[j] + from_bf16(b[j])));
-        } else if (bf16) {
-            for (int64_t j = lo; j < hi; j++) row[j] = from_bf16(to_bf16(row[j]));
-        } else if (bias) {
-            const float *restrict b = (const float *)bias;
-            for (int64_t j = lo; j < hi; j++) row[j] += b[j];
-        }
-    }
-}
 
 /* y[r, j] = W[j, :] . x[r, :] + bias[j] for j in [lo, hi), rows r < B, held in the model's dtype */
 static void project(const zoo_rms_model *m, int dp, const void *W, const void *bias, int64_t K, zoo_input x, int B,
@@ -229,7 +131,7 @@ int zoo_rms_decode_step(const zoo_rms_model *m, const int64_t *ids, const float 
     const int64_t C = m->hidden, H = m->heads, G = m->kv_heads, D = m->head_dim, I = m->inner, S = past + 1;
     const int64_t QD = H * D, KD = G * D, rd = m->rotary_dim;
     const int bf16 = m->bf16, dp = bf16 && zoo_rms_bf16_dot();
-    if (B < 1 || B > 8) return -4;
+    if (B < 1 || B > ZOO_DP_ROWS) return -4;
     if (past < 0 || past >= m->capacity) return -2;
     for (int r = 0; r < B; r++)
         if (ids[r] < 0 || ids[r] >= m->embed_rows) return -3;
@@ -296,7 +198,7 @@ int zoo_rms_decode_step(const zoo_rms_model *m, const int64_t *ids, const float 
                 if (L->q_norm) rms_norm(qh, D, L->q_norm, m->eps, bf16, qh, NULL);
                 rotate(qh, rd, cos + r * rd, sin + r * rd, bf16);
                 attend(qh, (const char *)L->keys + base * elt, (const char *)L->values + base * elt, bf16, past, D,
-                       m->scale, mask ? mask + r * mask_stride : NULL, L->window, scores, head);
+                       m->scale, mask ? mask + r * mask_stride : NULL, L->window, ZOO_SOFTMAX_F32, scores, head);
                 for (int64_t d = 0; d < D; d++) {
                     y[r * QD + h * D + d] = held(head[d], bf16);
                     if (bf16) y16[r * QD + h * D + d] = to_bf16(head[d]);

@@ -20,10 +20,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import native
+from zoo import gemm, native
 from zoo.activations import get_activation
-from zoo.generation import (DecodingProjection, GenerationMixin, KVCache, causal_attention_mask, decode_matmul,
-                            decoding_weight, forward_cache, has_forward_hooks, project_for_decoding)
+from zoo.generation import (SPLIT_MATMUL_MAX_ROWS, DecodingProjection, GenerationMixin, KVCache, causal_attention_mask,
+                            decode_matmul, decoding_weight, forward_cache, has_forward_hooks, project_for_decoding)
+from zoo.layers import Linear
 from zoo.model_api import last_token_states
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import ModelOutput, QuestionAnsweringOutput, TokenClassifierOutput
@@ -96,9 +97,14 @@ class GPT2Conv1D(nn.Module):
         self.weight = nn.Parameter(torch.empty(nx, nf))  # (in, out)
         self.bias = nn.Parameter(torch.zeros(nf))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = decode_matmul(x.reshape(-1, x.shape[-1]), self.weight, self.bias)  # (B*T, out)
-        return out.view(*x.shape[:-1], self.nf)  # (B, T, out)
+    def forward(self, x: torch.Tensor, activation: str | None = None) -> torch.Tensor:
+        """``x @ W + b``, then ``activation`` (a config.json name) if given: a few rows (a decoding step) through
+        decode_matmul's per-thread split, more through zoo.gemm (which may apply the activation in the product)."""
+        rows = x.numel() // x.shape[-1]
+        if rows > SPLIT_MATMUL_MAX_ROWS:
+            return gemm.linear(x, self.weight, self.bias, activation=activation, in_out=True)  # (B, T, out)
+        out = decode_matmul(x.reshape(-1, x.shape[-1]), self.weight, self.bias).view(*x.shape[:-1], self.nf)
+        return get_activation(activation)(out) if activation is not None else out  # (B, T, out)
 
 
 # --- attention -----------------------------------------------------------------------------------------------------------
@@ -161,11 +167,12 @@ class GPT2MLP(nn.Module):
         super().__init__()
         self.c_fc = GPT2Conv1D(config.n_embd, config.inner_size)
         self.c_proj = GPT2Conv1D(config.inner_size, config.n_embd)
-        self.act = get_activation(config.activation_function)
+        self.act = get_activation(config.activation_function)  # checked here: an unknown name fails at build time
+        self.act_name = config.activation_function
         self.dropout = nn.Dropout(config.resid_pdrop)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.c_proj(self.act(self.c_fc(x)))  # (B, T, C)
+        y = self.c_proj(self.c_fc(x, activation=self.act_name))  # (B, T, C)
         return self.dropout(y) if self.training else y
 
 
@@ -293,7 +300,7 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
         self.transformer = GPT2Model(config)
-        self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
+        self.lm_head = Linear(config.n_embd, config.vocab_size, bias=False)
         self.post_init()
 
     def new_kv_cache(self, batch_size: int, capacity: int) -> KVCache:
@@ -301,17 +308,19 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
 
     def decoding_step(self, cache: KVCache) -> GPT2NativeDecodingStep | GPT2DecodingStep | None:
         """A step that computes exactly what forward does, where one can: on CPU, in eval mode, with no forward hooks
-        (it bypasses the modules) and no half-precision upcasting; otherwise None (use forward). That is
-        :class:`GPT2NativeDecodingStep` for a few float32 rows when zoo's native kernel is built, else
-        :class:`GPT2DecodingStep`."""
-        if (self.training or self.lm_head.weight.device.type != "cpu" or has_forward_hooks(self)
-                or (self.config.reorder_and_upcast_attn and self.lm_head.weight.dtype != torch.float32)):
+        (it bypasses the modules); otherwise None (use forward). That is :class:`GPT2NativeDecodingStep` for a few
+        float32 or bfloat16 rows when zoo's native kernel is built, else :class:`GPT2DecodingStep`, except with
+        half-precision upcasting (``reorder_and_upcast_attn``), which only the kernel computes (in bfloat16): None
+        then when it cannot run (float16, no kernel)."""
+        if self.training or self.lm_head.weight.device.type != "cpu" or has_forward_hooks(self):
             return None
         if cache.keys and cache.keys[0].shape[0] <= NATIVE_MAX_ROWS and native.available():
             try:
                 return GPT2NativeDecodingStep(self, cache)
-            except ValueError as exc:  # a layout or dtype the kernel does not read: the PyTorch step computes it
+            except ValueError as exc:  # a layout or dtype the kernel does not read (float16): PyTorch computes it
                 logger.debug("decoding through PyTorch: %s", exc)
+        if self.config.reorder_and_upcast_attn and self.lm_head.weight.dtype != torch.float32:
+            return None  # the PyTorch step's SDPA does not upcast: forward's explicit attention does
         return GPT2DecodingStep(self, cache)
 
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -401,6 +410,8 @@ class GPT2NativeDecodingStep:
     parallel region on torch's threads, which brings batch-1 decoding close to the memory-bandwidth bound
     (benchmarks/bench_generate.py). Same maths as the forward pass; only the summation order inside the products
     differs (tests/test_native.py holds logits and cache to a float64 model, tests/test_generation.py to forward).
+    A bfloat16 model is read as bf16 (half the bytes), with a bf16 cache, rounded where its forward pass rounds
+    (its ``reorder_and_upcast_attn`` included); its logits are float32 tensors holding bf16 values.
     """
 
     def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
@@ -409,8 +420,8 @@ class GPT2NativeDecodingStep:
         self.kernel = native.NativeDecoder(
             wte=body.wte.weight, wpe=body.wpe.weight, layers=[self.layer_weights(b) for b in body.h],
             ln_f_weight=body.ln_f.weight, ln_f_bias=body.ln_f.bias, head_weight=model.lm_head.weight,
-            head_bias=model.lm_head.bias,
-            heads=config.n_head, eps=config.layer_norm_epsilon, activation=config.activation_function, cache=cache)
+            head_bias=model.lm_head.bias, heads=config.n_head, eps=config.layer_norm_epsilon,
+            activation=config.activation_function, cache=cache, upcast=config.reorder_and_upcast_attn)
 
     @staticmethod
     def layer_weights(block: GPT2Block) -> native.DecoderLayerWeights:
@@ -445,7 +456,7 @@ class GPT2ForSequenceClassification(GPT2PreTrainedModel):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
         self.transformer = GPT2Model(config)
-        self.score = nn.Linear(config.n_embd, config.num_labels, bias=False)
+        self.score = Linear(config.n_embd, config.num_labels, bias=False)
         self.post_init()
 
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -466,7 +477,7 @@ class GPT2ForTokenClassification(GPT2PreTrainedModel):
         if p is None:
             p = getattr(config, "hidden_dropout", None)
         self.dropout = nn.Dropout(p if p is not None else 0.1)
-        self.classifier = nn.Linear(config.n_embd, config.num_labels)
+        self.classifier = Linear(config.n_embd, config.num_labels)
         self.post_init()
 
     def forward(self, input_ids=None, past_key_values=None, attention_mask=None, token_type_ids=None, position_ids=None,
@@ -484,7 +495,7 @@ class GPT2ForQuestionAnswering(GPT2PreTrainedModel):
     def __init__(self, config: GPT2Config) -> None:
         super().__init__(config)
         self.transformer = GPT2Model(config)
-        self.qa_outputs = nn.Linear(config.n_embd, 2)
+        self.qa_outputs = Linear(config.n_embd, 2)
         self.post_init()
 
     def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, position_ids=None, inputs_embeds=None,
