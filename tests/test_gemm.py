@@ -209,3 +209,14 @@ def test_a_kernel_that_fails_to_pack_hands_over_to_aten(monkeypatch, caplog):
         torch.testing.assert_close(gemm.linear(x, w, b), F.linear(x, w, b))
     assert "failed to pack" in caplog.text
     assert gemm.choice(torch.float32) == "aten"
+
+
+@pytest.mark.skipif("onednn-packed" not in gemm.offered(torch.bfloat16), reason="no packed oneDNN bf16 here")
+def test_a_weight_made_under_inference_mode_is_packed_too():
+    force("onednn-packed")
+    with torch.inference_mode():
+        w = torch.randn(40, 48).bfloat16()
+        x = torch.randn(6, 48).bfloat16()
+        assert torch.equal(gemm.linear(x, w), F.linear(x, w))
+    assert gemm.choice(torch.bfloat16) == "onednn-packed"
+    assert gemm.status()["packed_bytes"] == 40 * 48 * 2

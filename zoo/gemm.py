@@ -195,7 +195,8 @@ def _packed_weight(weight: torch.Tensor, kernel: str, in_out: bool) -> Any | Non
     """The packed copy of ``weight`` (``(out, in)``, or ``(in, out)`` when ``in_out``) for ``kernel``, made on first
     use, or None past the memory cap."""
     global _packed_bytes
-    key, version = id(weight), weight._version
+    # an inference tensor keeps no version counter (it cannot be changed outside inference_mode anyway)
+    key, version = id(weight), (-1 if weight.is_inference() else weight._version)
     entry = _packed.get(key)
     if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == kernel:
         return entry[3]
@@ -207,7 +208,9 @@ def _packed_weight(weight: torch.Tensor, kernel: str, in_out: bool) -> Any | Non
         size = weight.numel() * weight.element_size()
         if not known and _packed_bytes + size > _memory_limit():
             return None
-        with torch.inference_mode(False), torch.no_grad():
+        # outside inference mode, so the copy serves every later call; an inference tensor (a weight made under
+        # inference_mode) can only be read inside it, and so can its copy
+        with torch.inference_mode(weight.is_inference()), torch.no_grad():
             plain = weight.detach()
             packed = _PACKERS[kernel][0](plain.t().contiguous() if in_out else plain)
         if not known:
