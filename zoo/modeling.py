@@ -32,7 +32,7 @@ from zoo.checkpoint import (PT_WEIGHTS_INDEX_NAME, PT_WEIGHTS_NAME, SAFE_WEIGHTS
                             weights_dtype)
 from zoo.configuration import CONFIG_NAME, Config, config_from_file, split_hub_kwargs, write_text_atomic
 from zoo.devices import resolve_device
-from zoo.errors import ConfigError, DeviceError, ModelFileNotFoundError, ShapeMismatchError
+from zoo.errors import ConfigError, DeviceError, ModelFileNotFoundError, ShapeMismatchError, ZooError
 from zoo.loading import match_checkpoint
 from zoo.loading import resolve_dtype as _resolve_dtype  # noqa: F401 (pipelines and zoo.convert import it from here)
 from zoo.model_api import GradientCheckpointingLayer, ModelAPIMixin, adjust_tied_bias  # noqa: F401 (re-exported)
@@ -182,6 +182,8 @@ class PreTrainedModel(ModelAPIMixin):
     )
     ignore_unexpected: ClassVar[tuple[str, ...]] = ()
     ignore_missing: ClassVar[tuple[str, ...]] = ()
+    #: "int8" once the projections are int8 (``from_pretrained(quantization="int8")``, zoo/quantization.py), else None
+    quantization: str | None = None
 
     def __init__(self, config: Config) -> None:
         super().__init__()
@@ -231,6 +233,13 @@ class PreTrainedModel(ModelAPIMixin):
             owner = self.get_submodule(owner_name)
             setattr(owner, name, self.get_parameter(source))
             adjust_tied_bias(owner)
+
+    def train(self, mode: bool = True) -> PreTrainedModel:
+        if mode and self.quantization is not None:  # refused before any module changes mode
+            from zoo.quantization import training_refused
+
+            raise training_refused()
+        return super().train(mode)
 
     # --- properties -------------------------------------------------------------------------------------------------
 
@@ -288,19 +297,22 @@ class PreTrainedModel(ModelAPIMixin):
         attention with scaled_dot_product_attention, the same maths; any other kernel is refused); ``device_map``
         "auto", one device or ``{"": device}`` (zoo puts the whole model on one device: a map splitting it is
         refused); ``use_safetensors=True`` loads only safetensors files, ``False`` only pytorch_model.bin (read
-        with ``torch.load(weights_only=True)``). ``from_tf=True`` reads TensorFlow weights instead (tf_model.h5, or a
-        TensorFlow checkpoint with config.json or its release's bert_config.json / hparams.json), without TensorFlow
-        (zoo/convert/loader.py).
+        with ``torch.load(weights_only=True)``). ``quantization="int8"`` makes the projections int8 once loaded
+        (zoo/quantization.py; None, the default, keeps them float). ``from_tf=True`` reads TensorFlow weights
+        instead (tf_model.h5, or a TensorFlow checkpoint with config.json or its release's bert_config.json /
+        hparams.json), without TensorFlow (zoo/convert/loader.py).
         """
         from zoo.hub import repo_files
+        from zoo.quantization import check_quantization, quantize_loaded
 
+        quantization = check_quantization(kwargs.pop("quantization", None))  # before any file is read
         if kwargs.pop("from_tf", False):  # TensorFlow weights, read without TensorFlow (zoo/convert/loader.py)
             from zoo.convert.loader import load_tf_model
 
-            return load_tf_model(cls, identifier, config=config, dtype=dtype, device=device,
-                                 ignore_mismatched_sizes=ignore_mismatched_sizes, output_loading_info=output_loading_info,
-                                 attn_implementation=attn_implementation, device_map=device_map,
-                                 use_safetensors=use_safetensors, **kwargs)
+            return quantize_loaded(load_tf_model(
+                cls, identifier, config=config, dtype=dtype, device=device, ignore_mismatched_sizes=ignore_mismatched_sizes,
+                output_loading_info=output_loading_info, attn_implementation=attn_implementation, device_map=device_map,
+                use_safetensors=use_safetensors, **kwargs), quantization)
         if "torch_dtype" in kwargs:  # transformers' older name; a dtype other than the default wins over it
             older = kwargs.pop("torch_dtype")
             dtype = older if dtype is None or (isinstance(dtype, str) and dtype == "auto") else dtype
@@ -335,7 +347,7 @@ class PreTrainedModel(ModelAPIMixin):
 
             model.generation_config = load_generation_config(repo, config)
         model.eval()
-        return (model, info) if output_loading_info else model
+        return quantize_loaded((model, info) if output_loading_info else model, quantization)
 
     # --- loading ----------------------------------------------------------------------------------------------------
 
@@ -480,6 +492,10 @@ class PreTrainedModel(ModelAPIMixin):
         """
         from safetensors.torch import save_file
 
+        if self.quantization is not None:
+            raise ZooError(f"save_pretrained: this {type(self).__name__} has {self.quantization} projections, and no "
+                           f"checkpoint format transformers reads back holds them; save the float model (load it "
+                           f"without quantization=) and quantize when loading")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         self.config.architectures = [type(self).__name__]

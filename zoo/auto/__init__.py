@@ -205,23 +205,35 @@ class _AutoModel:
 
     @classmethod
     def from_pretrained(cls, identifier: str | os.PathLike[str] | RepoFiles, **kwargs: Any) -> Any:
-        """Load the model for this task. ``dtype``, ``device``, ``ignore_mismatched_sizes`` and
-        ``output_loading_info`` go to the model; hub options to the hub client; the rest override config fields."""
+        """Load the model for this task. ``dtype``, ``device``, ``ignore_mismatched_sizes``, ``output_loading_info``
+        and ``quantization`` go to the model; hub options to the hub client; the rest override config fields."""
         from zoo.devices import resolve_device
 
         if "device" in kwargs:  # before any file is read or downloaded
             kwargs["device"] = resolve_device(kwargs["device"])
+        quantization = kwargs.pop("quantization", None)
+        if quantization is not None:  # int8 projections (zoo/quantization.py), checked before any file is read
+            from zoo.quantization import check_quantization
+
+            quantization = check_quantization(quantization)
         repo = repo_files(identifier, **split_hub_kwargs(kwargs))
         options = {k: kwargs.pop(k) for k in sorted(LOADING_OPTIONS - {"config"}) if k in kwargs}
         config = kwargs.pop("config", None)
         if options.pop("from_tf", False):  # TensorFlow weights, read without TensorFlow (zoo/convert/loader.py)
             from zoo.convert.loader import load_tf_model
 
-            return load_tf_model(None, repo, task=cls.task, config=config, **options, **kwargs)
+            loaded = load_tf_model(None, repo, task=cls.task, config=config, **options, **kwargs)
+            if quantization is not None:
+                from zoo.quantization import quantize_loaded
+
+                loaded = quantize_loaded(loaded, quantization)
+            return loaded
         if config is None:
             config = _config(repo, **kwargs)
         elif kwargs:
             config = type(config).from_dict(config.to_dict(), **kwargs)
+        if quantization is not None:
+            options["quantization"] = quantization
         return cls.model_class(config).from_pretrained(repo, config=config, **options)
 
     @classmethod

@@ -73,8 +73,10 @@ def decoding_weight(module: nn.Module) -> torch.Tensor:
 
 def project_for_decoding(h: torch.Tensor, linear: nn.Linear) -> torch.Tensor:
     """``linear(h)`` for the few positions of a decoding step, without autograd, fast on CPU: through
-    :func:`decoding_weight` and :func:`decode_matmul`. Elsewhere (GPU, autograd on) this is plainly ``linear(h)``."""
-    if h.device.type != "cpu" or torch.is_grad_enabled():
+    :func:`decoding_weight` and :func:`decode_matmul`. Elsewhere (GPU, autograd on, a projection without a float
+    ``weight``: an int8 one, zoo/quantization.py) this is plainly ``linear(h)``."""
+    weight = getattr(linear, "weight", None)
+    if h.device.type != "cpu" or torch.is_grad_enabled() or not isinstance(weight, torch.Tensor):
         return linear(h)
     out = decode_matmul(h.reshape(-1, h.shape[-1]), decoding_weight(linear), linear.bias)  # (B*T, out)
     return out.view(*h.shape[:-1], out.shape[-1])

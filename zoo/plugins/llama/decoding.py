@@ -26,11 +26,13 @@ logger = logging.getLogger(__name__)
 
 def native_decoding_step(model: Any, cache: KVCache) -> LlamaNativeDecodingStep | None:
     """The native step for ``model`` (a LlamaForCausalLM or family subclass) over ``cache``, or None where it cannot
-    compute exactly what the forward pass does (then generation uses the forward pass)."""
-    weight = model.lm_head.weight
-    if (model.training or weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.bfloat16)
-            or not native.available() or has_forward_hooks(model) or not cache.keys
-            or cache.keys[0].shape[0] > native.MAX_ROWS or model.config.hidden_act not in native.ACTIVATIONS):
+    compute exactly what the forward pass does (then generation uses the forward pass): the kernel reads float
+    weights, so an int8 model (zoo/quantization.py) decodes through the forward pass too."""
+    weight = getattr(model.lm_head, "weight", None)
+    if (getattr(model, "quantization", None) is not None or weight is None or model.training
+            or weight.device.type != "cpu" or weight.dtype not in (torch.float32, torch.bfloat16)
+            or not native.available() or has_forward_hooks(model) or not cache.keys or cache.keys[0].shape[0] > native.MAX_ROWS
+            or model.config.hidden_act not in native.ACTIVATIONS):
         return None
     try:
         return LlamaNativeDecodingStep(model, cache)
