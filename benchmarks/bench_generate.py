@@ -71,9 +71,10 @@ def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
-def gpt2_folder() -> Path:
-    """The gpt2-sized checkpoint (random weights, seed 0) saved by transformers; made once, reused."""
-    folder = CACHE / "gpt2-124m-random"
+def gpt2_folder(layers: int = 12) -> Path:
+    """The gpt2-sized checkpoint (random weights, seed 0) saved by transformers; made once, reused. ``layers`` other
+    than gpt2's 12 keeps the widths and changes the depth (another folder), for quick checks of other benchmarks."""
+    folder = CACHE / ("gpt2-124m-random" if layers == 12 else f"gpt2-124m-shape-{layers}layers-random")
     if (folder / "model.safetensors").is_file() and (folder / "config.json").is_file():
         return folder
     log(f"creating the gpt2-sized checkpoint in {folder} (once)")
@@ -81,7 +82,7 @@ def gpt2_folder() -> Path:
     import transformers
 
     torch.manual_seed(SEED)
-    model = transformers.GPT2LMHeadModel(transformers.GPT2Config())
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=layers))
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     model.save_pretrained(tmp)
     del model

@@ -147,16 +147,24 @@ def converter_path(src: str | None) -> tuple[Path | None, str]:
     return path, ""
 
 
-def gguf_file(folder: Path, outtype: str, converter: Path) -> tuple[Path | None, str]:
-    """``folder`` converted by llama.cpp's converter at ``outtype`` (made once, beside the folder), or why not."""
+# Runs the converter in this process after the Python source in argv[1] (a patch, e.g. of its pre-tokenizer table)
+RUN_PATCHED = ("import runpy, sys; from pathlib import Path; here = Path(sys.argv[2]).parent; "
+               "sys.path[:0] = [str(here), str(here / 'gguf-py')]; exec(sys.argv[1]); sys.argv = sys.argv[2:]; "
+               "runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
+def gguf_file(folder: Path, outtype: str, converter: Path, patch: str = "") -> tuple[Path | None, str]:
+    """``folder`` converted by llama.cpp's converter at ``outtype`` (made once, beside the folder), or why not.
+    ``patch``: Python source run in the converter's process before it starts (see RUN_PATCHED)."""
     path = folder.with_name(f"{folder.name}.{outtype}.gguf")
     if path.is_file():
         return path, ""
     log(f"converting {folder.name} to {path.name} with {converter} (once)")
-    if not (folder / "tokenizer.model").is_file():  # what the converter reads the vocabulary from
-        (folder / "tokenizer.model").write_bytes(sentencepiece_model())
+    if not any((folder / name).is_file() for name in ("tokenizer.model", "tokenizer.json")):
+        (folder / "tokenizer.model").write_bytes(sentencepiece_model())  # what the converter reads the vocabulary from
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    done = subprocess.run([sys.executable, str(converter), str(folder), "--outtype", outtype, "--outfile", str(tmp)],
+    launch = [sys.executable, "-c", RUN_PATCHED, patch] if patch else [sys.executable]
+    done = subprocess.run([*launch, str(converter), str(folder), "--outtype", outtype, "--outfile", str(tmp)],
                           capture_output=True, text=True)
     if done.returncode != 0 or not tmp.is_file():
         tmp.unlink(missing_ok=True)
@@ -181,6 +189,7 @@ class Library:
     full: list[float] = field(default_factory=list)
     readings: list[float] = field(default_factory=list)  # bandwidth (bytes/s) around each full call
     ids: list[int] | None = None
+    weight_bytes: int = 0  # zoo rows: the model's parameters and buffers, each storage once
 
     def decode_tps(self, new: int) -> list[float]:
         return [(new - 1) / (f - p) for f, p in zip(self.full, self.prefill)]
@@ -191,26 +200,29 @@ def first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
 
 
-def load_zoo(folder: Path, dtype: torch.dtype, prompt: torch.Tensor) -> Library:
+def load_zoo(folder: Path, dtype: torch.dtype, prompt: torch.Tensor, label: str = "zoo", **load: object) -> Library:
+    """zoo's model as a row named ``label``; ``load``: more from_pretrained keywords (bench_anchors: quantization)."""
     try:
         import zoo
 
-        model = zoo.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+        model = zoo.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype, **load).eval()
     except Exception as exc:  # the benchmark goes on without it and says why
-        return Library("zoo", why_not=f"zoo could not load the checkpoint: {first_line(exc)}")
+        return Library(label, why_not=f"zoo could not load the checkpoint: {first_line(exc)}")
     path = "forward"
     try:
         step = model.decoding_step(model.new_kv_cache(1, prompt.shape[1] + 1))
         path = type(step).__name__ if step is not None else "forward"
     except Exception as exc:
         path = f"unknown ({first_line(exc)})"
-    log(f"zoo decodes through {path}")
+    log(f"{label} decodes through {path}")
+    tensors = {t.data_ptr(): t for t in (*model.parameters(), *model.buffers())}.values()  # tied weights once
 
     def generate(n: int) -> list[int]:
         out = model.generate(prompt, max_new_tokens=n, do_sample=False, eos_token_id=[])
         return out[0, prompt.shape[1]:].tolist()
 
-    return Library(f"zoo ({path})" if path != "forward" else "zoo", generate)
+    return Library(f"{label} ({path})" if path != "forward" else label, generate,
+                   weight_bytes=sum(t.numel() * t.element_size() for t in tensors))
 
 
 def load_transformers(folder: Path, dtype: torch.dtype, prompt: torch.Tensor) -> tuple[Library, int]:
@@ -218,7 +230,7 @@ def load_transformers(folder: Path, dtype: torch.dtype, prompt: torch.Tensor) ->
     import torch
     import transformers
 
-    model = transformers.Qwen2ForCausalLM.from_pretrained(folder, dtype=dtype).eval()
+    model = transformers.AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).eval()  # also bench_anchors' GPT-2
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     model.generation_config.eos_token_id = None  # exactly n new tokens, no early stop
     model.generation_config.pad_token_id = None
