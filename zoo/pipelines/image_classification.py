@@ -44,14 +44,17 @@ class ImageClassificationPipeline(ClassificationMixin, Pipeline):
         self.image_processor = processor
 
     @classmethod
-    def load_parts(cls, model: str, **hub_kwargs: Any) -> tuple[Any, Any]:
-        """Model and image processor of a folder or Hub repo (one revision lookup for both)."""
+    def load_parts(cls, model: str, *, model_kwargs: dict[str, Any] | None = None,
+                   **hub_kwargs: Any) -> tuple[Any, Any]:
+        """Model and image processor of a folder or Hub repo (one revision lookup for both); ``model_kwargs`` go
+        to the model's from_pretrained."""
         from zoo.auto import AutoImageProcessor, architecture_of
         from zoo.hub import repo_files
 
         repo = repo_files(model, **hub_kwargs)
         arch, _ = architecture_of(repo)
-        return arch.model_class(cls.model_task).from_pretrained(repo), AutoImageProcessor.from_pretrained(repo)
+        model_obj = arch.model_class(cls.model_task).from_pretrained(repo, **(model_kwargs or {}))
+        return model_obj, AutoImageProcessor.from_pretrained(repo)
 
     # --- options and inputs --------------------------------------------------------------------------------------------
 
