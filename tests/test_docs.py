@@ -32,7 +32,7 @@ def test_every_hookspec_has_a_test(hook):
 
 @pytest.mark.parametrize("page", ["guide.md", "plugins.md", "hub.md", "pipelines.md", "training.md", "migrating.md",
                                   "tokenizers.md", "chat_templates.md", "generation.md", "model-api.md",
-                                  "convert.md", "export.md"])
+                                  "convert.md", "export.md", "performance.md", "quantization.md"])
 def test_user_guide_pages_exist(page):
     assert (ROOT / "docs" / page).stat().st_size > 500
     assert f"(docs/{page})" in (ROOT / "README.md").read_text(encoding="utf-8"), f"README.md does not link docs/{page}"
