@@ -164,8 +164,8 @@ def test_bert_heads_stay_close_to_the_float_model(tmp_path, task, keys):
     model = auto.from_pretrained(tmp_path, quantization="int8")
     ids = torch.randint(5, hf.config.vocab_size, (2, 11), generator=torch.Generator().manual_seed(0))
     _compare(model, hf, {"input_ids": ids, "attention_mask": torch.ones_like(ids)}, keys)
-    if task == "masked-lm":  # the decoder is the word embeddings: it stays float, and tied
-        assert model.cls.predictions.decoder.weight is model.bert.embeddings.word_embeddings.weight
+    if task == "masked-lm":  # the tied decoder gets its own int8 copy; the word embeddings stay float
+        assert_tied_head_is_its_own_int8_copy(model.cls.predictions.decoder, model.bert.embeddings.word_embeddings)
 
 
 @pytest.mark.parametrize("task", ["masked-lm", "sequence-classification"])
@@ -174,6 +174,8 @@ def test_roberta_heads_stay_close_to_the_float_model(tmp_path, task):
     auto = zoo.AutoModelForMaskedLM if task == "masked-lm" else zoo.AutoModelForSequenceClassification
     model = auto.from_pretrained(tmp_path, quantization="int8")
     _compare(model, hf, roberta_batch({}), ["logits"])
+    if task == "masked-lm":
+        assert_tied_head_is_its_own_int8_copy(model.lm_head.decoder, model.roberta.embeddings.word_embeddings)
 
 
 @pytest.mark.parametrize("task", ["causal-lm", "sequence-classification", "token-classification"])
@@ -183,8 +185,86 @@ def test_gpt2_heads_stay_close_to_the_float_model(tmp_path, task):
     _compare(model, hf, gpt2_batch(), ["logits"])
     names = set(projections(model))
     assert {"transformer.h.0.attn.c_attn", "transformer.h.1.mlp.c_proj"} <= names
-    if task == "causal-lm":  # tied to wte: float, and the very same tensor
-        assert "lm_head" not in names and model.lm_head.weight is model.transformer.wte.weight
+    if task == "causal-lm":  # tied to wte: its own int8 copy, wte float
+        assert "lm_head" in names and model.get_output_embeddings() is model.lm_head
+        assert_tied_head_is_its_own_int8_copy(model.lm_head, model.transformer.wte)
+
+
+def assert_tied_head_is_its_own_int8_copy(head, embeddings):
+    """A tied output projection, quantized: an Int8Linear holding the embedding matrix's int8 form, while the
+    embeddings stay a float matrix (the tie broken: no float `weight` left on the head)."""
+    assert isinstance(head, Int8Linear) and not hasattr(head, "weight")
+    assert embeddings.weight.is_floating_point()
+    expected_q, expected_scale = quantize_weight(embeddings.weight.detach())
+    assert torch.equal(head.weight_int8, expected_q) and torch.equal(head.weight_scale, expected_scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_gpt2_tied_lm_head_is_int8_and_its_logits_within_the_int8_bound(tmp_path, dtype):
+    """The lm_head int8, wte float and unchanged; the logits against the float model within int8's bound, and equal
+    to those of the float model's hidden states times the dequantized wte."""
+    hf = make_gpt2(tmp_path)
+    float_model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=dtype)
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, dtype=dtype, quantization="int8")
+    assert torch.equal(model.transformer.wte.weight, float_model.transformer.wte.weight)
+    assert_tied_head_is_its_own_int8_copy(model.lm_head, model.transformer.wte)
+    batch = gpt2_batch()
+    with torch.no_grad():
+        logits, expected = model(**batch).logits, hf(**batch).logits
+        assert rel_error(logits, expected) < REL_BOUND
+        h = model.transformer(**batch).last_hidden_state  # (B, T, C)
+        dequantized = model.lm_head.weight_int8.double() * model.lm_head.weight_scale.double()[:, None]
+        head_only = (h.double() @ dequantized.T)  # the head's product, exactly
+    assert rel_error(logits, head_only) < (1e-5 if dtype == torch.float32 and not quantization._bf16_cpu() else 1e-2)
+
+
+def test_a_quantized_model_is_never_tied_again(tmp_path):
+    """tie_weights keeps the int8 head (re-quantized from the embeddings if they changed, a deep copy's included);
+    a matrix of another shape set as its weight, a float weight set on another int8 projection, or
+    resize_token_embeddings is a ZooError; post_init an AttributeError that says why (GPT-2 initialises Conv1D
+    weights, which an int8 model lacks)."""
+    make_gpt2(tmp_path)
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, quantization="int8")
+    head, wte = model.lm_head, model.transformer.wte
+    q = head.weight_int8
+    model.tie_weights()
+    assert model.lm_head is head and head.weight_int8 is q and "lm_head.weight" not in dict(model.named_parameters())
+    with torch.no_grad():
+        wte.weight.mul_(2)
+    model.tie_weights()  # the embeddings changed: the head follows them, still int8
+    assert_tied_head_is_its_own_int8_copy(head, wte)
+    copied = copy.deepcopy(model)
+    copied.tie_weights()
+    assert_tied_head_is_its_own_int8_copy(copied.lm_head, copied.transformer.wte)
+    head.weight = nn.Parameter(torch.zeros(head.out_features, head.in_features))  # what tying does: quantized
+    assert not head.weight_int8.any() and not hasattr(head, "weight")
+    with pytest.raises(ZooError, match="cannot set the float weight of an int8 projection"):
+        head.weight = nn.Parameter(torch.zeros(3, head.in_features))
+    with pytest.raises(ZooError, match="cannot set the float weight"):  # not a tied head
+        model.transformer.h[0].attn.c_attn.weight = nn.Parameter(torch.zeros(3))
+    vocab = model.config.vocab_size
+    with pytest.raises(ZooError, match=r"resize_token_embeddings\(130\).*int8.*resize the float model"):
+        model.resize_token_embeddings(130)
+    assert model.config.vocab_size == vocab and wte.weight.shape[0] == vocab and head.out_features == vocab
+    with pytest.raises(AttributeError, match="Int8Linear .* has no float `weight`.*load it without quantization"):
+        model.post_init()  # GPT-2's _init_weights draws its Conv1D weights: there are none
+
+
+def test_post_init_of_an_int8_masked_lm_reties_the_int8_decoder_to_the_new_embeddings(tmp_path):
+    make_bert(tmp_path, "masked-lm")
+    model = zoo.AutoModelForMaskedLM.from_pretrained(tmp_path, quantization="int8")
+    decoder, embeddings = model.cls.predictions.decoder, model.bert.embeddings.word_embeddings
+    before = embeddings.weight.detach().clone()
+    model.post_init()  # re-initialises the float tensors (as on a fresh model), then ties: the int8 decoder follows
+    assert not torch.equal(embeddings.weight, before) and model.cls.predictions.decoder is decoder
+    assert_tied_head_is_its_own_int8_copy(decoder, embeddings)
+    assert decoder.bias is model.cls.predictions.bias  # the tied bias is tied as before
+
+
+def test_a_tied_llama_lm_head_is_int8_too(tmp_path):
+    make_llama(tmp_path, tie_word_embeddings=True)
+    model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, quantization="int8")
+    assert_tied_head_is_its_own_int8_copy(model.lm_head, model.model.embed_tokens)
 
 
 def test_gpt2_conv1d_weights_are_stored_out_in(tmp_path):
@@ -252,15 +332,28 @@ def _assert_each_token_is_the_int8_forward_argmax(model, ids, prompt_length, mas
         assert bool((scores.max(dim=1).values - chosen <= 0.02 * scores.abs().max(dim=1).values + 1e-3).all()), t
 
 
+@pytest.mark.parametrize("kernel", [True, False], ids=["native-step", "forward"])
 @pytest.mark.parametrize("tied", [True, False])
-def test_gpt2_int8_generates_through_the_forward_pass(tmp_path, monkeypatch, tied):
+def test_gpt2_int8_generates(tmp_path, monkeypatch, tied, kernel):
+    """Through the native kernel's int8 step where it is built, else through the forward pass (never through the
+    PyTorch step, which reads float weights); each token is what the int8 forward pass ranks first."""
+    from zoo import native
+
+    if kernel and not native.available():
+        pytest.skip(f"native kernels not in use: {native.status()}")
     make_gpt2(tmp_path, tie_word_embeddings=tied)
     float_model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path)
     model = zoo.AutoModelForCausalLM.from_pretrained(tmp_path, quantization="int8")
-    assert ("lm_head" in projections(model)) is not tied
-    monkeypatch.setattr(model, "decoding_step", lambda cache: pytest.fail("the float step was asked"))
+    assert "lm_head" in projections(model)
+    if not kernel:
+        monkeypatch.setattr(native, "available", lambda: False)
+    steps = []
+    original = type(model).decoding_step
+    monkeypatch.setattr(type(model), "decoding_step",
+                        lambda self, cache: steps.append(original(self, cache)) or steps[-1])
     prompt = {"input_ids": gpt2_batch(batch=1, length=6)["input_ids"]}
     ids, agreement = _greedy_agreement(float_model, model, prompt, 24)
+    assert [type(s) for s in steps][-1] is (zoo_gpt2.GPT2NativeDecodingStep if kernel else type(None))
     print(f"gpt2 (tied={tied}) int8 greedy ids agree with float32 on {agreement:.0%} of 24 steps")
     _assert_each_token_is_the_int8_forward_argmax(model, ids, 6)
 
@@ -372,11 +465,16 @@ def test_int8_projections_take_a_quarter_of_their_float32_bytes(tmp_path):
     gc.collect()
     assert all(w() is None for w in weights)  # each float weight was freed as its int8 copy was made
     after = {name: _tensor_bytes(model.get_submodule(name)) for name in before}
-    for name, module in projections(model).items():  # int8 weight + float32 scale and bias per output
+    for name in before:  # int8 weight + float32 scale and bias per output
+        module = model.get_submodule(name)
         assert after[name] == module.in_features * module.out_features + 2 * 4 * module.out_features
     ratio = sum(after.values()) / sum(before.values())
     assert 0.25 < ratio < 0.3, ratio
-    assert total_before - _tensor_bytes(model) == sum(before.values()) - sum(after.values())
+    # the tied lm_head adds its own int8 copy of wte (one byte a value) and a float32 scale a row; wte stays
+    head = model.lm_head
+    head_bytes = head.in_features * head.out_features + 4 * head.out_features
+    assert _tensor_bytes(head) == head_bytes
+    assert total_before - _tensor_bytes(model) == sum(before.values()) - sum(after.values()) - head_bytes
 
 
 def test_quantize_int8_is_idempotent_and_refuses_a_model_without_projections():

@@ -184,6 +184,12 @@ class ModelAPIMixin(nn.Module):
                                 f"(vocab_size is at most {MAX_VOCAB}); pass the tokenizer's size, len(tokenizer)")
         if new_num_tokens is None and pad_to_multiple_of is None:
             return self.get_input_embeddings()  # type: ignore[return-value]
+        if getattr(self, "quantization", None) is not None:
+            # its output projection is an int8 copy of the embeddings (zoo/quantization.py): it cannot grow rows
+            raise UnsupportedModelOperationError(
+                f"resize_token_embeddings({new_num_tokens}): this {type(self).__name__} has {self.quantization} "
+                f"projections, its output projection an int8 copy of the embeddings that cannot be resized; resize "
+                f"the float model (load it without quantization=), then quantize it (zoo.quantization.quantize_int8)")
         embeddings = self._resize_token_embeddings(new_num_tokens, pad_to_multiple_of, mean_resizing)
         self.config.vocab_size = embeddings.weight.shape[0]
         self.tie_weights()

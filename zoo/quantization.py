@@ -6,10 +6,13 @@ Every projection of the blocks and heads (``nn.Linear``, ``zoo.layers.Linear``, 
     scale[o] = max_i |W[o, i]| / 127        q[o, i] = clamp(round_half_even(W[o, i] / scale[o]), -127, 127)
 
 so ``W ~ q * scale[:, None]`` and a weight takes a quarter of its float32 bytes (half of bf16). Embedding matrices
-stay float, and so does an output projection tied to them (GPT-2's ``lm_head``, BERT's and RoBERTa's MLM
-decoder): it *is* the embedding matrix, and quantizing it would either untie it (a second copy: more memory,
-not less) or quantize the embeddings. Biases and norms stay float. This is the scheme of torchao's
-``Int8WeightOnlyConfig`` (per row, symmetric) and of ``torch.ops.aten._weight_int8pack_mm``.
+stay float. An output projection tied to them (the model's ``get_output_embeddings()``: GPT-2's ``lm_head``, BERT's
+and RoBERTa's MLM decoder) is quantized too, into its own int8 copy, while the embedding lookup keeps the float
+matrix: the tie is broken (an int8 model is for inference and is never saved), which costs one byte per embedding
+value of memory and spares three of every four bytes a decoding step reads in the largest matrix of a small model
+(GPT-2's vocabulary projection, 154 MB of its ~240 MB in float32), as llama.cpp's Q8_0 does. Biases and norms stay
+float. This is the scheme of torchao's ``Int8WeightOnlyConfig`` (per row, symmetric) and of
+``torch.ops.aten._weight_int8pack_mm``.
 
 How a projection computes (measured against the alternatives on an AMX Xeon, 2 cores: docs/quantization.md):
 
@@ -32,8 +35,9 @@ transposed when quantized): row ``o`` holds output ``o``'s weights contiguously,
 and a matrix-vector kernel over output rows read. ``weight_scale`` is ``(out,)`` in the model's float dtype.
 Both are buffers (they move and cast with the model; casting leaves int8 alone). An int8 model is for inference:
 ``model.train()`` raises, ``save_pretrained`` raises (no file format transformers reads back holds these
-weights: save the float model), and generation decodes through the forward pass (the native decoding kernels
-read float weights).
+weights: save the float model), ``resize_token_embeddings`` raises, and ``tie_weights`` leaves the int8 output
+projection as it is (re-quantized from the embeddings if they changed since). GPT-2 decodes through its native
+kernel's int8 path (zoo/native/decode.c) where it is built; other architectures through the forward pass.
 """
 
 from __future__ import annotations
@@ -167,6 +171,42 @@ class Int8Linear(nn.Module):
                      if bias else None)
         self.training = False
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        # tie_weights() sets the output projection's `weight` to the embedding matrix: an int8 head made from a tied
+        # matrix keeps its int8 copy while that matrix is unchanged, and quantizes the matrix it is given otherwise;
+        # another int8 projection would silently ignore a float weight (forward reads the int8 one): refused
+        if name == "weight":
+            self._retie(value)
+            return
+        super().__setattr__(name, value)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "weight":  # an AttributeError still (getattr(m, "weight", None) and hasattr stay as they were)
+            raise AttributeError(f"Int8Linear ({self.extra_repr()}) has no float `weight`: it holds int8 weights "
+                                 f"(`weight_int8`, `weight_scale`), as quantization='int8' made it; code that reads or "
+                                 f"initialises float weights needs the float model (load it without quantization=)")
+        return super().__getattr__(name)
+
+    def _retie(self, weight: Any) -> None:
+        tied = self.__dict__.get("_tied_state")
+        if (tied is not None and isinstance(weight, torch.Tensor) and weight.is_floating_point()
+                and tuple(weight.shape) == tuple(self.weight_int8.shape)):
+            if _tensor_state(weight) != tied:
+                self.weight_int8, self.weight_scale = quantize_weight(weight.detach(), self.weight_scale.dtype)
+                self.tie_to(weight)
+            return
+        raise ZooError(f"cannot set the float weight of an int8 projection ({self.extra_repr()}): it computes with its "
+                       f"int8 copy (weight_int8, weight_scale), which a float weight would not change; load the float "
+                       f"model (leave quantization out) to set, tie or resize weights, then quantize it")
+
+    def tie_to(self, weight: torch.Tensor) -> None:
+        """Record that this int8 copy was quantized from ``weight``, the embedding matrix an output projection is
+        tied to, so that tying them again (``tie_weights``, which sets ``module.weight``) keeps it as it is while the
+        matrix is unchanged (same storage, version and shape) and re-quantizes the float matrix it is given
+        otherwise (of the same shape). Only that state is kept, no reference, so the module still copies and
+        pickles (a deep copy re-quantizes its own embeddings when tied)."""
+        self.__dict__["_tied_state"] = _tensor_state(weight)
+
     @classmethod
     def from_float(cls, module: nn.Module) -> Int8Linear:
         """The int8 counterpart of an ``nn.Linear`` (weight ``(out, in)``) or a Conv1D (weight ``(in, out)``, ``nf``
@@ -220,6 +260,15 @@ class Int8Linear(nn.Module):
                 f"int8 from {self.source}")
 
 
+def _tensor_state(t: torch.Tensor) -> tuple:
+    """What changes when a tensor's values may have: its storage, version counter and shape."""
+    try:
+        version = t._version
+    except RuntimeError:  # an inference tensor has no version counter, and cannot change in place anyway
+        version = 0
+    return t.data_ptr(), version, tuple(t.shape)
+
+
 def training_refused() -> ZooError:
     """The error ``train()`` of an int8 model raises."""
     return ZooError("this model's projections are int8 (quantization='int8'), which is for inference only: their "
@@ -242,14 +291,18 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     weight is freed as its int8 copy is made, so memory never holds much more than the float model); return it in
     eval mode, with ``model.quantization == "int8"``.
 
-    Projections whose weight is an embedding matrix (a tied output projection) stay float, as do the embeddings,
-    norms and biases. A model already quantized is returned as it is."""
+    The output projection (``get_output_embeddings()``) is quantized even when it is tied to the input embeddings:
+    it gets its own int8 copy and the embeddings stay float (the tie is broken). Other projections whose weight is
+    an embedding matrix stay float, as do the embeddings, norms and biases. A model already quantized is returned as
+    it is."""
     if getattr(model, "quantization", None) == "int8":
         return model
     model.eval()
     embeddings = {id(m.weight) for m in model.modules() if isinstance(m, nn.Embedding)}
+    head = _output_projection(model)
+    tied_head = head if head is not None and _is_projection(head) and id(head.weight) in embeddings else None
     names = [name for name, m in model.named_modules(remove_duplicate=False)
-             if name and _is_projection(m) and id(m.weight) not in embeddings]
+             if name and _is_projection(m) and (id(m.weight) not in embeddings or m is tied_head)]
     done: dict[int, Int8Linear] = {}  # a module used at two places becomes one int8 module
     for name in names:
         parent_name, _, child = name.rpartition(".")
@@ -258,6 +311,8 @@ def quantize_int8(model: nn.Module) -> nn.Module:
         new = done.get(id(old))
         if new is None:
             new = Int8Linear.from_float(old)
+            if old is tied_head:
+                new.tie_to(old.weight)
             done[id(old)] = new
         setattr(parent, child, new)
         del old  # its last reference: the float weight is freed now (a shared module's, at its last use)
@@ -267,6 +322,18 @@ def quantize_int8(model: nn.Module) -> nn.Module:
     model.quantization = "int8"  # type: ignore[assignment]
     logger.info("%s: %d projections quantized to int8", type(model).__name__, len(done))
     return model
+
+
+def _output_projection(model: nn.Module) -> nn.Module | None:
+    """The projection onto the vocabulary of a language-model head (zoo's ``get_output_embeddings()``), or None."""
+    getter = getattr(model, "get_output_embeddings", None)
+    if not callable(getter):
+        return None
+    try:
+        head = getter()
+    except (AttributeError, ZooError):  # a name that does not resolve in this model: no head to quantize
+        return None
+    return head if isinstance(head, nn.Module) else None
 
 
 def quantize_loaded(loaded: Any, quantization: str | None) -> Any:

@@ -106,8 +106,9 @@ class ModelRunner:
             return self._forward(sequences[:, -1:], step_mask, self.next_positions, self.cache)
         if self._step is None:  # made when the first token after the prompt needs it
             assert self.cache is not None
-            # an int8 model (zoo/quantization.py) decodes through forward: the steps read float weights
-            step = None if getattr(self.model, "quantization", None) else self.model.decoding_step(self.cache)
+            # the model decides, an int8 one (zoo/quantization.py) too: GPT-2's native step reads int8 weights,
+            # other steps read float ones and return None for it
+            step = self.model.decoding_step(self.cache)
             self._step = step or functools.partial(self.model._forward_for_generation, cache=self.cache)
         return self._step(sequences[:, -1:], step_mask, self.next_positions).float()
 

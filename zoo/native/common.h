@@ -2,8 +2,9 @@
  * What zoo's decoding kernels share (decode.c: GPT-2-style blocks; decode_llama.c: Llama-style ones): the dispatch of
  * hot loops to the widest vector unit, work splitting over threads, a vectorizable exp, dot products (float32, and
  * bf16 widened to float32), the MLP activations, bf16 <-> float32 conversion and rounding as torch rounds, the row
- * products of an (out, in) matrix (float32; bf16 widened, or on AVX512-BF16's vdpbf16ps) and single-query attention
- * over a float32 or bf16 key/value cache. Everything here is static, so each kernel compiles its own copy.
+ * products of an (out, in) matrix (float32; bf16 widened, or on AVX512-BF16's vdpbf16ps; int8 with per-row scales,
+ * widened, on AVX-512 or a portable loop) and single-query attention over a float32 or bf16 key/value cache.
+ * Everything here is static, so each kernel compiles its own copy.
  */
 #ifndef ZOO_NATIVE_COMMON_H
 #define ZOO_NATIVE_COMMON_H
@@ -25,8 +26,9 @@
 #endif
 
 /* What the weights (and the cache) of a model are: a kernel's model struct holds one of these codes, so that another
- * kind (int8 with per-output-channel scales, say) is a new code rather than a new flag. */
-enum { ZOO_WEIGHTS_F32 = 0, ZOO_WEIGHTS_BF16 = 1 };
+ * kind is a new code rather than a new flag. ZOO_WEIGHTS_INT8 is a kind of the projection matrices only: int8 (out,
+ * in) rows with one float32 scale per row (zoo/quantization.py's Int8Linear), the other tensors in a float kind. */
+enum { ZOO_WEIGHTS_F32 = 0, ZOO_WEIGHTS_BF16 = 1, ZOO_WEIGHTS_INT8 = 2 };
 
 /* How attention rounds its probabilities before they weight the values (see attend) */
 enum { ZOO_SOFTMAX_F32 = 0, ZOO_SOFTMAX_BF16_EXP = 1, ZOO_SOFTMAX_BF16_PROBS = 2 };
@@ -231,6 +233,127 @@ static void rows_bf16_dp(const uint16_t *restrict W, int64_t K, const uint16_t *
     }
 }
 #endif
+
+/* --- int8 rows: y[r, j] = (W[j, :] . x[r, :]) * scale[j], W int8 (out, in), x float32 (B rows of stride ldx) ---------
+ * Each int8 weight is widened to float32 (exactly: |q| <= 127) and multiplied with float32 activations, accumulated
+ * in float32; the row's scale multiplies the finished sum, and in a bf16 model (bf16 = 1) that product is rounded
+ * to bf16, as torch's _weight_int8pack_mm rounds its bf16 output (the bias is added after, by finish_rows). At a few
+ * rows the product is bound by reading the weights (one byte each), so the loops are written to stream: each thread
+ * reads its own contiguous block of rows, every row once for all B inputs, and prefetches ZOO_I8_AHEAD bytes ahead
+ * of where it reads into L2. Unlike the float32 output embedding's long rows (common.h's rows_f32, where the
+ * hardware prefetcher alone reaches a plain sum's rate), the int8 blocks of GPT-2's layers are short (0.3-1.2 MB a
+ * thread between barriers) and a byte carries four times the work: on 2 cores, GPT-2's 124 MB of int8 matrices
+ * stream at 0.55 of a plain sum's rate without the prefetches, at 0.95-1.0 with them 4-8 KB ahead (1-2 KB: 0.6-0.8). */
+#define ZOO_I8_AHEAD 4096
+#define ZOO_I8_PREFETCH(p) __builtin_prefetch((const void *)(p), 0, 2)
+
+/* Whether the AVX-512 int8 rows run here (else the portable loop, which the compiler vectorizes as it can) */
+static inline int int8_vector_supported(void) {
+#ifdef ZOO_HAVE_BF16_PATH
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl");
+#else
+    return 0;
+#endif
+}
+
+static inline float dot_i8(const int8_t *restrict w, const float *restrict x, int64_t n) {
+    float acc[16] = {0};
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        for (int l = 0; l < 16; l++) acc[l] += (float)w[k + l] * x[k + l];
+    float tail = 0.0f;
+    for (; k < n; k++) tail += (float)w[k] * x[k];
+    for (int s = 8; s > 0; s >>= 1)
+        for (int l = 0; l < s; l++) acc[l] += acc[l + s];
+    return acc[0] + tail;
+}
+
+__attribute__((unused)) ZOO_HOT static void rows_i8_plain(const int8_t *restrict W, const float *restrict scale,
+                                                          int64_t K, const float *restrict x, int64_t ldx, int B,
+                                                          int64_t lo, int64_t hi, float *restrict y, int64_t ldy,
+                                                          int bf16) {
+    for (int64_t j = lo; j < hi; j++) {
+        for (int64_t k = 0; k < K; k += 64) ZOO_I8_PREFETCH(W + j * K + k + ZOO_I8_AHEAD);
+        for (int r = 0; r < B; r++) y[r * ldy + j] = held(dot_i8(W + j * K, x + r * ldx, K) * scale[j], bf16);
+    }
+}
+
+/* Rows of x a pass over a weight row of rows_i8_avx512 takes (one accumulator register each) */
+#define ZOO_I8_ROWS 8
+
+#ifdef ZOO_HAVE_BF16_PATH
+/* 16 int8 weights widened to float32: vpmovsxbd, vcvtdq2ps */
+#define ZOO_I8_WIDEN(p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p))))
+#define ZOO_I8_WIDEN_MASKED(m, p) _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8((m), (p))))
+
+/* The same products on AVX-512: 16 weights widened per step and FMA'd with each input row. At B = 1 four
+ * accumulators (64 weights an iteration) keep four dependency chains in flight, so the loads, not the FMA latency,
+ * set the pace; the last K % 16 weights are a masked load (never read past the row). */
+__attribute__((unused, target("avx512f,avx512bw,avx512vl")))
+static void rows_i8_avx512(const int8_t *restrict W, const float *restrict scale, int64_t K, const float *restrict x,
+                           int64_t ldx, int B, int64_t lo, int64_t hi, float *restrict y, int64_t ldy, int bf16) {
+    const int64_t K16 = K & ~(int64_t)15;
+    const __mmask16 tail = (__mmask16)((1u << (K - K16)) - 1u);
+    for (int64_t j = lo; j < hi; j++) {
+        const int8_t *restrict w = W + j * K;
+        if (B == 1) {
+            __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps(), a2 = _mm512_setzero_ps(),
+                   a3 = _mm512_setzero_ps();
+            int64_t k = 0;
+            for (; k + 64 <= K; k += 64) {
+                ZOO_I8_PREFETCH(w + k + ZOO_I8_AHEAD); /* a cache line an iteration (never faults past the end) */
+                a0 = _mm512_fmadd_ps(ZOO_I8_WIDEN(w + k), _mm512_loadu_ps(x + k), a0);
+                a1 = _mm512_fmadd_ps(ZOO_I8_WIDEN(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+                a2 = _mm512_fmadd_ps(ZOO_I8_WIDEN(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
+                a3 = _mm512_fmadd_ps(ZOO_I8_WIDEN(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+            }
+            for (int64_t c = k; c < K; c += 64) ZOO_I8_PREFETCH(w + c + ZOO_I8_AHEAD);
+            for (; k < K16; k += 16) a0 = _mm512_fmadd_ps(ZOO_I8_WIDEN(w + k), _mm512_loadu_ps(x + k), a0);
+            if (tail)
+                a1 = _mm512_fmadd_ps(ZOO_I8_WIDEN_MASKED(tail, w + K16), _mm512_maskz_loadu_ps(tail, x + K16), a1);
+            const float s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+            y[j] = held(s * scale[j], bf16);
+            continue;
+        }
+        for (int r0 = 0; r0 < B; r0 += ZOO_I8_ROWS) {
+            const int nb = B - r0 < ZOO_I8_ROWS ? B - r0 : ZOO_I8_ROWS;
+            const float *restrict xr = x + r0 * ldx;
+            __m512 acc[ZOO_I8_ROWS];
+            for (int r = 0; r < nb; r++) acc[r] = _mm512_setzero_ps();
+            if (r0 == 0)
+                for (int64_t c = 0; c < K; c += 64) ZOO_I8_PREFETCH(w + c + ZOO_I8_AHEAD);
+            for (int64_t k = 0; k < K16; k += 16) {
+                const __m512 wv = ZOO_I8_WIDEN(w + k);
+                for (int r = 0; r < nb; r++) acc[r] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(xr + r * ldx + k), acc[r]);
+            }
+            if (tail) {
+                const __m512 wv = ZOO_I8_WIDEN_MASKED(tail, w + K16);
+                for (int r = 0; r < nb; r++)
+                    acc[r] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(tail, xr + r * ldx + K16), acc[r]);
+            }
+            for (int r = 0; r < nb; r++) y[(r0 + r) * ldy + j] = held(_mm512_reduce_add_ps(acc[r]) * scale[j], bf16);
+        }
+    }
+}
+#undef ZOO_I8_WIDEN
+#undef ZOO_I8_WIDEN_MASKED
+#endif
+
+/* rows_i8_avx512 where vector (int8_vector_supported(), not turned off), else rows_i8_plain */
+__attribute__((unused)) static void rows_i8(int vector, const int8_t *W, const float *scale, int64_t K, const float *x,
+                                            int64_t ldx, int B, int64_t lo, int64_t hi, float *y, int64_t ldy,
+                                            int bf16) {
+#ifdef ZOO_HAVE_BF16_PATH
+    if (vector) {
+        rows_i8_avx512(W, scale, K, x, ldx, B, lo, hi, y, ldy, bf16);
+        return;
+    }
+#else
+    (void)vector;
+#endif
+    rows_i8_plain(W, scale, K, x, ldx, B, lo, hi, y, ldy, bf16);
+}
 
 /* y[r, j] += bias[j] for j in [lo, hi), then held in the model's dtype: the bias joins the float32 sum before the
  * one rounding, as addmm adds it. One loop per case, so each vectorizes. */

@@ -29,6 +29,7 @@ from zoo.model_api import last_token_states
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
 from zoo.outputs import ModelOutput, QuestionAnsweringOutput, TokenClassifierOutput
 from zoo.plugins.gpt2.config import GPT2Config
+from zoo.quantization import Int8Linear
 
 logger = logging.getLogger(__name__)
 
@@ -309,17 +310,21 @@ class GPT2LMHeadModel(GPT2PreTrainedModel, GenerationMixin):
     def decoding_step(self, cache: KVCache) -> GPT2NativeDecodingStep | GPT2DecodingStep | None:
         """A step that computes exactly what forward does, where one can: on CPU, in eval mode, with no forward hooks
         (it bypasses the modules); otherwise None (use forward). That is :class:`GPT2NativeDecodingStep` for a few
-        float32 or bfloat16 rows when zoo's native kernel is built, else :class:`GPT2DecodingStep`, except with
-        half-precision upcasting (``reorder_and_upcast_attn``), which only the kernel computes (in bfloat16): None
-        then when it cannot run (float16, no kernel)."""
-        if self.training or self.lm_head.weight.device.type != "cpu" or has_forward_hooks(self):
+        float32, bfloat16 or int8 (``quantization="int8"``) rows when zoo's native kernel is built, else
+        :class:`GPT2DecodingStep`, except with half-precision upcasting (``reorder_and_upcast_attn``), which only
+        the kernel computes (in bfloat16), and for an int8 model, which the PyTorch step cannot read (it reads float
+        weights): None then when the kernel cannot run (float16, no kernel)."""
+        wte = self.transformer.wte.weight  # the lm_head of an int8 model has no float weight
+        if self.training or wte.device.type != "cpu" or has_forward_hooks(self):
             return None
         if cache.keys and cache.keys[0].shape[0] <= NATIVE_MAX_ROWS and native.available():
             try:
                 return GPT2NativeDecodingStep(self, cache)
             except ValueError as exc:  # a layout or dtype the kernel does not read (float16): PyTorch computes it
                 logger.debug("decoding through PyTorch: %s", exc)
-        if self.config.reorder_and_upcast_attn and self.lm_head.weight.dtype != torch.float32:
+        if self.quantization is not None:
+            return None  # int8 projections: forward computes them (Int8Linear)
+        if self.config.reorder_and_upcast_attn and wte.dtype != torch.float32:
             return None  # the PyTorch step's SDPA does not upcast: forward's explicit attention does
         return GPT2DecodingStep(self, cache)
 
@@ -361,6 +366,10 @@ class GPT2DecodingStep:
 
     def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
         body, config = model.transformer, model.config
+        if any(isinstance(m, Int8Linear) for m in model.modules()):
+            raise ValueError(f"GPT2DecodingStep reads float weights, and this {type(model).__name__} has int8 "
+                             f"projections (quantization='int8'): decode it through GPT2NativeDecodingStep or forward "
+                             f"(model.decoding_step chooses)")
         self.cache = cache
         self.wte, self.wpe = body.wte.weight, body.wpe.weight
         self.heads, self.head_dim = config.n_head, config.n_embd // config.n_head
@@ -411,26 +420,45 @@ class GPT2NativeDecodingStep:
     (benchmarks/bench_generate.py). Same maths as the forward pass; only the summation order inside the products
     differs (tests/test_native.py holds logits and cache to a float64 model, tests/test_generation.py to forward).
     A bfloat16 model is read as bf16 (half the bytes), with a bf16 cache, rounded where its forward pass rounds
-    (its ``reorder_and_upcast_attn`` included); its logits are float32 tensors holding bf16 values.
+    (its ``reorder_and_upcast_attn`` included); its logits are float32 tensors holding bf16 values. An int8 model
+    (``quantization="int8"``: every projection and the output embedding an Int8Linear) is read as its int8 ``(out,
+    in)`` weights and scales, the rest in the model's float dtype: a quarter of the float32 bytes of the matrices.
+    Its maths is the dequantized weights' (``q * scale``) in float32, without the bf16 rounding of activations that
+    Int8Linear's CPU fast path applies in a float32 model (a bf16 model rounds where its int8 forward pass rounds).
+    ``widen=True`` runs the kernel's portable loops even where its vector ones run (bf16 output embedding widened
+    rather than on vdpbf16ps, int8 rows without AVX-512), so that tests compare both on one machine.
     """
 
-    def __init__(self, model: GPT2LMHeadModel, cache: KVCache) -> None:
+    def __init__(self, model: GPT2LMHeadModel, cache: KVCache, widen: bool = False) -> None:
         body, config = model.transformer, model.config
         self.cache = cache
+        head_weight, head_scale = self.matrix(model.lm_head)
         self.kernel = native.NativeDecoder(
             wte=body.wte.weight, wpe=body.wpe.weight, layers=[self.layer_weights(b) for b in body.h],
-            ln_f_weight=body.ln_f.weight, ln_f_bias=body.ln_f.bias, head_weight=model.lm_head.weight,
-            head_bias=model.lm_head.bias, heads=config.n_head, eps=config.layer_norm_epsilon,
-            activation=config.activation_function, cache=cache, upcast=config.reorder_and_upcast_attn)
+            ln_f_weight=body.ln_f.weight, ln_f_bias=body.ln_f.bias, head_weight=head_weight,
+            head_weight_scale=head_scale, head_bias=model.lm_head.bias, heads=config.n_head,
+            eps=config.layer_norm_epsilon, activation=config.activation_function, cache=cache,
+            upcast=config.reorder_and_upcast_attn, widen_bf16=widen)
 
     @staticmethod
-    def layer_weights(block: GPT2Block) -> native.DecoderLayerWeights:
-        """One block's tensors as the kernel reads them (the parameters themselves, in their published layouts)."""
+    def matrix(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight, scales) of a projection as the kernel reads it: a float module's parameter in its published
+        layout and None, or an Int8Linear's ``(out, in)`` int8 weight and its scales."""
+        if isinstance(module, Int8Linear):
+            return module.weight_int8, module.weight_scale
+        return module.weight, None
+
+    @classmethod
+    def layer_weights(cls, block: GPT2Block) -> native.DecoderLayerWeights:
+        """One block's tensors as the kernel reads them (the parameters themselves, in their published layouts, or
+        the int8 buffers)."""
         attn, mlp = block.attn, block.mlp
+        (w_attn, s_attn), (w_proj, s_proj), (w_fc, s_fc), (w_mlp, s_mlp) = (
+            cls.matrix(m) for m in (attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj))
         return native.DecoderLayerWeights(
-            block.ln_1.weight, block.ln_1.bias, attn.c_attn.weight, attn.c_attn.bias, attn.c_proj.weight,
-            attn.c_proj.bias, block.ln_2.weight, block.ln_2.bias, mlp.c_fc.weight, mlp.c_fc.bias, mlp.c_proj.weight,
-            mlp.c_proj.bias, attn.scaling)
+            block.ln_1.weight, block.ln_1.bias, w_attn, attn.c_attn.bias, w_proj, attn.c_proj.bias, block.ln_2.weight,
+            block.ln_2.bias, w_fc, mlp.c_fc.bias, w_mlp, mlp.c_proj.bias, attn.scaling, attn_weight_scale=s_attn,
+            proj_weight_scale=s_proj, fc_weight_scale=s_fc, mlp_weight_scale=s_mlp)
 
     def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                  position_ids: torch.Tensor | None = None) -> torch.Tensor:
