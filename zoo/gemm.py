@@ -38,12 +38,13 @@ fused activation or residual).
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,7 +53,7 @@ import torch.nn.functional as F
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["KERNELS", "PACK_LIMIT_FRACTION", "choice", "linear", "release", "status"]
+__all__ = ["KERNELS", "PACK_LIMIT_FRACTION", "choice", "linear", "linears", "release", "status"]
 
 KERNELS = ("aten", "onednn-packed")
 
@@ -71,8 +72,10 @@ FUSED_ACTIVATIONS: dict[str, tuple[str, str]] = {
 #: A kernel that fuses activations and residuals is kept if it measures at least this share of the fastest's rate.
 FUSING_MARGIN = 0.95
 
-#: The product each kernel is timed on: a projection of a short batch (128 tokens, hidden 768 -> 3 * 768).
+#: The product each kernel is timed on: a projection of a short batch (128 tokens, hidden 768 -> 3 * 768), and how
+#: many interleaved rounds (each kernel's best counts).
 PROBE_SHAPE = (128, 768, 2304)
+PROBE_ROUNDS = 7
 
 
 @dataclass
@@ -87,6 +90,8 @@ _choices: dict[torch.dtype, _Choice] = {}
 # id(weight) -> (weakref to it, its _version when packed, kernel, packed copy): a dict keyed by the tensor itself
 # (or a WeakKeyDictionary) would compare tensors with ==, which is elementwise
 _packed: dict[int, tuple[weakref.ref, int, str, Any]] = {}
+# ids of stacked weights and biases -> (weakrefs to them, their versions, packed stack, stacked bias): linears()
+_stacks: dict[tuple[int, ...], tuple[tuple[Any, ...], tuple[int, ...], Any, Any]] = {}
 _packed_bytes = 0
 
 
@@ -114,44 +119,45 @@ def offered(dtype: torch.dtype) -> list[str]:
     return kernels
 
 
-def _rate(run: Callable[[], Any], flops: float) -> float:
-    run()  # the first call of a kernel creates its primitive
-    best = float("inf")
-    for _ in range(3):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return flops / best / 1e9
-
-
 def _measure(dtype: torch.dtype, kernels: list[str]) -> _Choice:
+    """Time every kernel on :data:`PROBE_SHAPE`, interleaved (one call of each per round, the best of the rounds), so
+    that a burst of load from another process slows all of them alike rather than deciding the choice."""
     rows, inner, out = PROBE_SHAPE
     generator = torch.Generator().manual_seed(0)
     x = torch.randn(rows, inner, generator=generator).to(dtype)
     w = (torch.randn(out, inner, generator=generator) * inner**-0.5).to(dtype)
     b = torch.zeros(out, dtype=dtype)
     flops = 2.0 * rows * inner * out
-    rates: dict[str, float] = {}
+    runs: dict[str, Callable[[], Any]] = {"aten": lambda: F.linear(x, w, b)}
     with torch.inference_mode():
         reference = F.linear(x, w, b).float()
-        rates["aten"] = _rate(lambda: F.linear(x, w, b), flops)
         for kernel in kernels[1:]:
             pack, run = _PACKERS[kernel]
             try:
                 packed = pack(w)
                 y = run(x, packed, b)
-                tolerance = 1e-4 if dtype == torch.float32 else 5e-2
-                if not torch.allclose(y.float(), reference, atol=tolerance, rtol=tolerance):
-                    logger.warning("GEMM kernel %s disagrees with F.linear on this machine; not using it", kernel)
-                    continue
-                rates[kernel] = _rate(lambda: run(x, packed, b), flops)
             except RuntimeError as exc:  # a build that declares the op but cannot run it here
                 logger.debug("GEMM kernel %s unusable: %s", kernel, exc)
-    best = max(rates, key=rates.__getitem__)
-    if rates.get("onednn-packed", 0.0) >= FUSING_MARGIN * rates[best]:
+                continue
+            tolerance = 1e-4 if dtype == torch.float32 else 5e-2
+            if not torch.allclose(y.float(), reference, atol=tolerance, rtol=tolerance):
+                logger.warning("GEMM kernel %s disagrees with F.linear on this machine; not using it", kernel)
+                continue
+            runs[kernel] = functools.partial(run, x, packed, b)
+        best = dict.fromkeys(runs, float("inf"))
+        for run in runs.values():  # the first call of a kernel creates its primitive
+            run()
+        for _ in range(PROBE_ROUNDS):
+            for kernel, run in runs.items():
+                start = time.perf_counter()
+                run()
+                best[kernel] = min(best[kernel], time.perf_counter() - start)
+    rates = {kernel: flops / seconds / 1e9 for kernel, seconds in best.items()}
+    fastest = max(rates, key=rates.__getitem__)
+    if rates.get("onednn-packed", 0.0) >= FUSING_MARGIN * rates[fastest]:
         # as good within the timing noise, and it also saves the pass over the output an activation or residual costs
         return _Choice("onednn-packed", rates, "fastest measured, counting what it fuses")
-    return _Choice(best, rates, "fastest measured")
+    return _Choice(fastest, rates, "fastest measured")
 
 
 def choice(dtype: torch.dtype) -> str:
@@ -235,6 +241,7 @@ def release() -> None:
     global _packed_bytes
     with _lock:
         _packed.clear()
+        _stacks.clear()
         _packed_bytes = 0
 
 
@@ -273,6 +280,60 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     else:
         y = F.linear(x, weight, bias)
     return _then(y, activation, add)
+
+
+def linears(x: torch.Tensor, weights: Sequence[torch.Tensor],
+            biases: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, ...]:
+    """``tuple(F.linear(x, w, b) for w, b in zip(weights, biases))`` as one product where the packed kernel runs:
+    over one packed copy of the weights stacked along the output dimension (q, k and v; a gate and its up
+    projection), whose outputs are returned as views of one tensor. A wider product keeps the micro-kernel busier
+    than two or three narrow ones (a grouped-query k/v projection is 1/7 of q's width) and reads ``x`` once. The
+    values are those of the separate products (each output is the same dot product)."""
+    first = weights[0]
+    if (len(weights) > 1 and _fast_path(x, first, False) and all(
+            w.dtype == first.dtype and w.device == first.device and w.dim() == 2 and w.shape[1] == first.shape[1]
+            and w.layout == torch.strided for w in weights)
+            and all(b is None or b.dtype == x.dtype for b in biases) and choice(x.dtype) == "onednn-packed"):
+        packed, bias = _stacked(tuple(weights), tuple(biases))
+        if packed is not None:
+            y = torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, bias, "none", [], "")
+            return tuple(y.split([w.shape[0] for w in weights], dim=-1))
+    return tuple(F.linear(x, w, b) for w, b in zip(weights, biases))
+
+
+def _stacked(weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]) -> tuple[Any, Any]:
+    """(packed copy of the weights stacked by rows, their biases stacked, None for all-None), made on first use and
+    re-made when any of them changes; (None, None) past the memory cap."""
+    global _packed_bytes
+    key = tuple(id(w) for w in weights) + tuple(id(b) for b in biases)
+    versions = tuple(-1 if t.is_inference() else t._version for t in weights + tuple(b for b in biases if b is not None))
+    entry = _stacks.get(key)
+    if entry is not None and all(r() is t for r, t in zip(entry[0], weights + biases)) and entry[1] == versions:
+        return entry[2], entry[3]
+    with _lock:
+        known = entry is not None and all(r() is t for r, t in zip(entry[0], weights + biases))
+        size = sum(w.numel() * w.element_size() for w in weights)
+        if not known and _packed_bytes + size > _memory_limit():
+            return None, None
+        with torch.inference_mode(weights[0].is_inference()), torch.no_grad():
+            packed = _onednn_pack(torch.cat([w.detach() for w in weights]))
+            bias = None
+            if any(b is not None for b in biases):
+                bias = torch.cat([b.detach() if b is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+                                  for w, b in zip(weights, biases)])
+        if not known:
+            _packed_bytes += size
+            weakref.finalize(weights[0], _forget_stack, key, size)
+        refs = tuple(weakref.ref(t) if t is not None else (lambda: None) for t in weights + biases)
+        _stacks[key] = (refs, versions, packed, bias)
+        return packed, bias
+
+
+def _forget_stack(key: tuple[int, ...], size: int) -> None:
+    global _packed_bytes
+    with _lock:
+        if _stacks.pop(key, None) is not None:
+            _packed_bytes = max(0, _packed_bytes - size)
 
 
 def _run_packed(x: torch.Tensor, packed: Any, out_features: int, bias: torch.Tensor | None,

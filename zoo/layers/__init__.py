@@ -18,10 +18,11 @@ fine: ``import zoo`` never reaches it.
 from __future__ import annotations
 
 from zoo.layers.attention import GroupedQueryAttention, sliding_window_mask
-from zoo.layers.linear import Linear
+from zoo.layers.linear import Linear, project
 from zoo.layers.mlp import GatedMLP
 from zoo.layers.norm import RMSNorm
 from zoo.layers.rotary import RotaryEmbedding, apply_rotary, rope_parameters, rotate_half
 
-__all__ = ["GatedMLP", "GroupedQueryAttention", "Linear", "RMSNorm", "RotaryEmbedding", "apply_rotary", "rope_parameters",
+__all__ = ["GatedMLP", "GroupedQueryAttention", "Linear", "RMSNorm", "RotaryEmbedding", "apply_rotary", "project",
+           "rope_parameters",
            "rotate_half", "sliding_window_mask"]

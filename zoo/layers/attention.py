@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.generation import KVCache
-from zoo.layers.linear import Linear
+from zoo.layers.linear import Linear, project
 from zoo.layers.norm import RMSNorm
 from zoo.layers.rotary import apply_rotary
 
@@ -89,9 +89,10 @@ class GroupedQueryAttention(nn.Module):
         ``is_causal`` SDPA's arguments for this layer (window included); the new keys/values go into ``cache``.
         Returns the output (B, T, C) and, with ``output_attentions``, the weights (B, heads, T, past + T)."""
         B, T, _ = x.shape
-        q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim)  # (B, T, Hq, D)
-        k = self.k_proj(x).view(B, T, self.num_key_value_heads, self.head_dim)  # (B, T, Hk, D)
-        v = self.v_proj(x).view(B, T, self.num_key_value_heads, self.head_dim).transpose(1, 2)  # (B, Hk, T, D)
+        q, k, v = project(x, self.q_proj, self.k_proj, self.v_proj)  # one product where it can be
+        q = q.view(B, T, self.num_heads, self.head_dim)  # (B, T, Hq, D)
+        k = k.view(B, T, self.num_key_value_heads, self.head_dim)  # (B, T, Hk, D)
+        v = v.view(B, T, self.num_key_value_heads, self.head_dim).transpose(1, 2)  # (B, Hk, T, D)
         if self.q_norm is not None and self.k_norm is not None:  # Qwen3: each head normalised, before rotation
             q, k = self.q_norm(q), self.k_norm(k)
         q, k = apply_rotary(q.transpose(1, 2), k.transpose(1, 2), *position_embeddings)  # (B, H, T, D)

@@ -5,12 +5,17 @@ nn.Linear)`` holds), so checkpoints, training and transformers-style code see no
 two optional arguments a plain ``nn.Linear`` lacks, for what usually follows a projection: ``activation`` (a
 config.json name, e.g. ``"gelu"``) and ``add`` (a residual), which the packed oneDNN kernel applies while the output
 is still in registers instead of reading and writing it again; elsewhere they run as the ops they name.
+
+:func:`project` runs several projections of one input (q, k, v; a gate and its up projection) as one product when
+they are plain ``Linear`` modules with no hooks (zoo.gemm.linears), and calls each module otherwise, so a module
+a user swapped in (a LoRA wrapper, a quantized one) or a hook on one still runs.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.modules import module as _module_globals
 
 from zoo import gemm
 
@@ -21,3 +26,11 @@ class Linear(nn.Linear):
     def forward(self, x: torch.Tensor, activation: str | None = None,
                 add: torch.Tensor | None = None) -> torch.Tensor:
         return gemm.linear(x, self.weight, self.bias, activation=activation, add=add)
+
+
+def project(x: torch.Tensor, *modules: nn.Module) -> tuple[torch.Tensor, ...]:
+    """``tuple(m(x) for m in modules)``, as one product where that computes the same (see the module docstring)."""
+    if (all(type(m) is Linear and not m._forward_hooks and not m._forward_pre_hooks for m in modules)
+            and not _module_globals._global_forward_hooks and not _module_globals._global_forward_pre_hooks):
+        return gemm.linears(x, [m.weight for m in modules], [m.bias for m in modules])
+    return tuple(m(x) for m in modules)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from zoo.activations import get_activation
-from zoo.layers.linear import Linear
+from zoo.layers.linear import Linear, project
 
 __all__ = ["GatedMLP"]
 
@@ -28,5 +28,5 @@ class GatedMLP(nn.Module):
         self.activation = activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # the activation applied inside the gate's product (zoo.layers.Linear)
-        return self.down_proj(self.gate_proj(x, activation=self.activation) * self.up_proj(x))  # (B, T, C)
+        gate, up = project(x, self.gate_proj, self.up_proj)  # one product where it can be
+        return self.down_proj(self.act_fn(gate) * up)  # (B, T, C)

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.activations import get_activation
-from zoo.layers import Linear
+from zoo.layers import Linear, project
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, key_padding_mask, span_loss
 from zoo.outputs import (MaskedLMOutput, ModelOutput, QuestionAnsweringOutput, SequenceClassifierOutput,
                          TokenClassifierOutput)
@@ -104,9 +104,8 @@ class BertSelfAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None, output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         B, T, H = x.shape
-        q = self.query(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        k = self.key(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
-        v = self.value(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
+        q, k, v = (t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, nh, T, hd) each
+                   for t in project(x, self.query, self.key, self.value))  # one product where it can be
         dropout = self.dropout_p if self.training else 0.0
         if output_attentions:  # SDPA does not expose the weights: compute them explicitly
             scores = (q @ k.transpose(-2, -1)) * self.head_dim**-0.5  # (B, nh, T, T)
