@@ -220,3 +220,56 @@ def test_a_weight_made_under_inference_mode_is_packed_too():
         assert torch.equal(gemm.linear(x, w), F.linear(x, w))
     assert gemm.choice(torch.bfloat16) == "onednn-packed"
     assert gemm.status()["packed_bytes"] == 40 * 48 * 2
+
+
+# --- several projections of one input as one product --------------------------------------------------------------
+
+def three_linears(dtype=torch.float32, bias=True):
+    torch.manual_seed(3)
+    return [Linear(48, n, bias=bias).to(dtype) for n in (48, 16, 16)]
+
+
+@pytest.mark.parametrize("kernel", OFFERED_FP32)
+@pytest.mark.parametrize("bias", [True, False])
+def test_project_equals_each_module_in_float32(kernel, bias):
+    from zoo.layers import project
+
+    force(kernel)
+    modules = three_linears(bias=bias)
+    x = torch.randn(3, 7, 48)
+    with torch.no_grad():
+        outputs = project(x, *modules)
+        for out, module in zip(outputs, modules):
+            torch.testing.assert_close(out, F.linear(x, module.weight, module.bias), atol=1e-5, rtol=1e-5)
+        modules[1].weight.add_(1.0)  # one of the stack changed in place: the stack is re-made
+        torch.testing.assert_close(project(x, *modules)[1], F.linear(x, modules[1].weight, modules[1].bias),
+                                   atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif("onednn-packed" not in gemm.offered(torch.bfloat16), reason="no packed oneDNN bf16 here")
+def test_project_is_bit_identical_in_bfloat16():
+    from zoo.layers import project
+
+    force("onednn-packed")
+    modules = three_linears(torch.bfloat16)
+    x = torch.randn(5, 48).bfloat16()
+    with torch.no_grad():
+        for out, module in zip(project(x, *modules), modules):
+            assert torch.equal(out, F.linear(x, module.weight, module.bias))
+    assert gemm._stacks  # it did run as one product
+
+
+def test_project_calls_swapped_or_hooked_modules():
+    from zoo.layers import project
+
+    force(OFFERED_FP32[-1])
+    modules = three_linears()
+    seen = []
+    modules[0].register_forward_hook(lambda module, args, out: seen.append(out.shape))
+    swapped = torch.nn.Sequential(torch.nn.Linear(48, 16))  # e.g. a wrapper a user put in place of k
+    x = torch.randn(4, 48)
+    with torch.no_grad():
+        q, k, v = project(x, modules[0], swapped, modules[2])
+        assert seen == [torch.Size([4, 48])]
+        torch.testing.assert_close(k, swapped(x))
+    assert not gemm._stacks
