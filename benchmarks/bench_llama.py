@@ -189,7 +189,7 @@ class Library:
     full: list[float] = field(default_factory=list)
     readings: list[float] = field(default_factory=list)  # bandwidth (bytes/s) around each full call
     ids: list[int] | None = None
-    weight_bytes: int = 0  # zoo rows: the model's parameters and buffers, each storage once
+    weight_bytes: int = 0  # zoo rows: the bytes a step reads: parameters and buffers, each storage once, no row-read embedding
 
     def decode_tps(self, new: int) -> list[float]:
         return [(new - 1) / (f - p) for f, p in zip(self.full, self.prefill)]
@@ -215,7 +215,13 @@ def load_zoo(folder: Path, dtype: torch.dtype, prompt: torch.Tensor, label: str 
     except Exception as exc:
         path = f"unknown ({first_line(exc)})"
     log(f"{label} decodes through {path}")
-    tensors = {t.data_ptr(): t for t in (*model.parameters(), *model.buffers())}.values()  # tied weights once
+    tensors = {t.data_ptr(): t for t in (*model.parameters(), *model.buffers())}  # tied weights once
+    # an input embedding matrix that is not also the output projection is read one row a token, not whole (an
+    # untied model's, or an int8 model's float one beside its int8 output copy)
+    embedding = model.get_input_embeddings().weight
+    if getattr(model.get_output_embeddings(), "weight", None) is not embedding:
+        tensors.pop(embedding.data_ptr(), None)
+    tensors = tensors.values()
 
     def generate(n: int) -> list[int]:
         out = model.generate(prompt, max_new_tokens=n, do_sample=False, eos_token_id=[])
