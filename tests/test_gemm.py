@@ -256,7 +256,7 @@ def test_project_is_bit_identical_in_bfloat16():
     with torch.no_grad():
         for out, module in zip(project(x, *modules), modules):
             assert torch.equal(out, F.linear(x, module.weight, module.bias))
-    assert gemm._stacks  # it did run as one product
+    assert any(len(key) > 1 for key in gemm._packed)  # it did run as one product
 
 
 def test_project_calls_swapped_or_hooked_modules():
@@ -272,4 +272,4 @@ def test_project_calls_swapped_or_hooked_modules():
         q, k, v = project(x, modules[0], swapped, modules[2])
         assert seen == [torch.Size([4, 48])]
         torch.testing.assert_close(k, swapped(x))
-    assert not gemm._stacks
+    assert not any(len(key) > 1 for key in gemm._packed)

@@ -87,11 +87,10 @@ class _Choice:
 
 _lock = threading.RLock()  # re-entrant: a weight freed (and forgotten) while packing another
 _choices: dict[torch.dtype, _Choice] = {}
-# id(weight) -> (weakref to it, its _version when packed, kernel, packed copy): a dict keyed by the tensor itself
-# (or a WeakKeyDictionary) would compare tensors with ==, which is elementwise
-_packed: dict[int, tuple[weakref.ref, int, str, Any]] = {}
-# ids of stacked weights and biases -> (weakrefs to them, their versions, packed stack, stacked bias): linears()
-_stacks: dict[tuple[int, ...], tuple[tuple[Any, ...], tuple[int, ...], Any, Any]] = {}
+# ids of the tensors packed together (one weight, or the weights and biases linears() stacks) -> (weakrefs to
+# them, their versions when packed, the packed weight, the stacked bias or None). Keyed by id: a dict keyed by the
+# tensors themselves (or a WeakKeyDictionary) would compare them with ==, which is elementwise.
+_packed: dict[tuple[int, ...], tuple[tuple[Callable[[], Any], ...], tuple[int, ...], Any, Any]] = {}
 _packed_bytes = 0
 
 
@@ -197,41 +196,51 @@ def _memory_limit() -> int:
         return 2 << 30
 
 
-def _packed_weight(weight: torch.Tensor, kernel: str, in_out: bool) -> Any | None:
-    """The packed copy of ``weight`` (``(out, in)``, or ``(in, out)`` when ``in_out``) for ``kernel``, made on first
-    use, or None past the memory cap."""
-    global _packed_bytes
+def _version(tensor: torch.Tensor) -> int:
     # an inference tensor keeps no version counter (it cannot be changed outside inference_mode anyway)
-    key, version = id(weight), (-1 if weight.is_inference() else weight._version)
+    return -1 if tensor.is_inference() else tensor._version
+
+
+def _pack(kernel: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...] = (),
+          in_out: bool = False) -> tuple[Any, Any] | None:
+    """(``kernel``'s packed copy of ``weights`` stacked by output rows, their ``biases`` stacked or None), made on
+    first use and re-made when any of them changes or is replaced; None past the memory cap. A single weight may be
+    ``(in, out)`` (``in_out``)."""
+    global _packed_bytes
+    together = weights + biases
+    key = tuple(id(t) for t in together)
+    versions = tuple(_version(t) for t in together if t is not None)
     entry = _packed.get(key)
-    if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == kernel:
-        return entry[3]
+    alive = entry is not None and all(ref() is t for ref, t in zip(entry[0], together))
+    if alive and entry[1] == versions:
+        return entry[2], entry[3]
     with _lock:
-        entry = _packed.get(key)
-        if entry is not None and entry[0]() is weight and entry[1] == version and entry[2] == kernel:
-            return entry[3]
-        known = entry is not None and entry[0]() is weight
-        size = weight.numel() * weight.element_size()
-        if not known and _packed_bytes + size > _memory_limit():
+        size = sum(w.numel() * w.element_size() for w in weights)
+        if not alive and _packed_bytes + size > _memory_limit():
             return None
         # outside inference mode, so the copy serves every later call; an inference tensor (a weight made under
         # inference_mode) can only be read inside it, and so can its copy
-        with torch.inference_mode(weight.is_inference()), torch.no_grad():
-            plain = weight.detach()
-            packed = _PACKERS[kernel][0](plain.t().contiguous() if in_out else plain)
-        if not known:
+        with torch.inference_mode(weights[0].is_inference()), torch.no_grad():
+            plain = [w.detach() for w in weights]
+            stack = plain[0].t().contiguous() if in_out else torch.cat(plain) if len(plain) > 1 else plain[0]
+            packed = _PACKERS[kernel][0](stack)
+            bias = torch.cat([b.detach() if b is not None else torch.zeros(w.shape[0], dtype=w.dtype)
+                              for w, b in zip(weights, biases)]) if any(b is not None for b in biases) else None
+        if not alive:
             _packed_bytes += size
-            weakref.finalize(weight, _forget, key, size)
-        _packed[key] = (weakref.ref(weight), version, kernel, packed)
-        return packed
+            for t in weights:  # whichever goes first takes the copy with it
+                weakref.finalize(t, _forget, key, size)
+        refs = tuple(weakref.ref(t) if t is not None else (lambda: None) for t in together)
+        _packed[key] = (refs, versions, packed, bias)
+        return packed, bias
 
 
-def _forget(key: int, size: int) -> None:
-    """The weight packed under ``key`` is gone: drop its copy."""
+def _forget(key: tuple[int, ...], size: int) -> None:
+    """A tensor packed under ``key`` is gone: drop the copy (once, whichever of its tensors went first)."""
     global _packed_bytes
     with _lock:
         entry = _packed.get(key)
-        if entry is not None and entry[0]() is None:
+        if entry is not None and any(ref() is None for ref in entry[0]):
             del _packed[key]
             _packed_bytes = max(0, _packed_bytes - size)
 
@@ -241,7 +250,6 @@ def release() -> None:
     global _packed_bytes
     with _lock:
         _packed.clear()
-        _stacks.clear()
         _packed_bytes = 0
 
 
@@ -265,15 +273,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     if _fast_path(x, weight, in_out) and (bias is None or bias.dtype == x.dtype):
         kernel = choice(x.dtype)
         if kernel != "aten":
-            try:
-                packed = _packed_weight(weight, kernel, in_out)
-            except RuntimeError as exc:  # a weight this build cannot pack: this dtype runs on aten from now on
-                logger.warning("GEMM kernel %s failed to pack a %s weight (%s); using aten", kernel,
-                               tuple(weight.shape), exc)
-                _choices[x.dtype] = _Choice("aten", {}, f"{kernel} failed to pack a weight: {exc}")
-                packed = None
-            if packed is not None:
-                return _run_packed(x, packed, weight.shape[1 if in_out else 0], bias, activation, add)
+            made = _pack_or_give_up(kernel, (weight,), (), in_out)
+            if made is not None:
+                return _run_packed(x, made[0], weight.shape[1 if in_out else 0], bias, activation, add)
     if in_out:
         rows = x.reshape(-1, x.shape[-1])
         y = (torch.addmm(bias, rows, weight) if bias is not None else rows @ weight).view(*x.shape[:-1], -1)
@@ -294,46 +296,23 @@ def linears(x: torch.Tensor, weights: Sequence[torch.Tensor],
             w.dtype == first.dtype and w.device == first.device and w.dim() == 2 and w.shape[1] == first.shape[1]
             and w.layout == torch.strided for w in weights)
             and all(b is None or b.dtype == x.dtype for b in biases) and choice(x.dtype) == "onednn-packed"):
-        packed, bias = _stacked(tuple(weights), tuple(biases))
-        if packed is not None:
-            y = torch.ops.mkldnn._linear_pointwise(x.contiguous(), packed, bias, "none", [], "")
+        made = _pack_or_give_up("onednn-packed", tuple(weights), tuple(biases))
+        if made is not None:
+            y = torch.ops.mkldnn._linear_pointwise(x.contiguous(), made[0], made[1], "none", [], "")
             return tuple(y.split([w.shape[0] for w in weights], dim=-1))
     return tuple(F.linear(x, w, b) for w, b in zip(weights, biases))
 
 
-def _stacked(weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...]) -> tuple[Any, Any]:
-    """(packed copy of the weights stacked by rows, their biases stacked, None for all-None), made on first use and
-    re-made when any of them changes; (None, None) past the memory cap."""
-    global _packed_bytes
-    key = tuple(id(w) for w in weights) + tuple(id(b) for b in biases)
-    versions = tuple(-1 if t.is_inference() else t._version for t in weights + tuple(b for b in biases if b is not None))
-    entry = _stacks.get(key)
-    if entry is not None and all(r() is t for r, t in zip(entry[0], weights + biases)) and entry[1] == versions:
-        return entry[2], entry[3]
-    with _lock:
-        known = entry is not None and all(r() is t for r, t in zip(entry[0], weights + biases))
-        size = sum(w.numel() * w.element_size() for w in weights)
-        if not known and _packed_bytes + size > _memory_limit():
-            return None, None
-        with torch.inference_mode(weights[0].is_inference()), torch.no_grad():
-            packed = _onednn_pack(torch.cat([w.detach() for w in weights]))
-            bias = None
-            if any(b is not None for b in biases):
-                bias = torch.cat([b.detach() if b is not None else torch.zeros(w.shape[0], dtype=w.dtype)
-                                  for w, b in zip(weights, biases)])
-        if not known:
-            _packed_bytes += size
-            weakref.finalize(weights[0], _forget_stack, key, size)
-        refs = tuple(weakref.ref(t) if t is not None else (lambda: None) for t in weights + biases)
-        _stacks[key] = (refs, versions, packed, bias)
-        return packed, bias
-
-
-def _forget_stack(key: tuple[int, ...], size: int) -> None:
-    global _packed_bytes
-    with _lock:
-        if _stacks.pop(key, None) is not None:
-            _packed_bytes = max(0, _packed_bytes - size)
+def _pack_or_give_up(kernel: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Tensor | None, ...],
+                     in_out: bool = False) -> tuple[Any, Any] | None:
+    """:func:`_pack`; a weight this build cannot pack makes its dtype run on aten from then on (None)."""
+    try:
+        return _pack(kernel, weights, biases, in_out)
+    except RuntimeError as exc:
+        logger.warning("GEMM kernel %s failed to pack a %s weight (%s); using aten", kernel,
+                       tuple(weights[0].shape), exc)
+        _choices[weights[0].dtype] = _Choice("aten", {}, f"{kernel} failed to pack a weight: {exc}")
+        return None
 
 
 def _run_packed(x: torch.Tensor, packed: Any, out_features: int, bias: torch.Tensor | None,
