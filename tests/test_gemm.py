@@ -111,6 +111,14 @@ def test_past_the_memory_cap_projections_run_unpacked(monkeypatch):
     with torch.no_grad():
         torch.testing.assert_close(gemm.linear(x, w, b), F.linear(x, w, b), atol=1e-5, rtol=1e-5)
     assert gemm.status()["packed_bytes"] == 0
+    monkeypatch.undo()
+    force("onednn-packed")
+    monkeypatch.setattr(gemm, "_room_for", lambda size: False)  # a machine with little memory free
+    with torch.no_grad():
+        torch.testing.assert_close(gemm.linear(x, w, b), F.linear(x, w, b), atol=1e-5, rtol=1e-5)
+    assert gemm.status()["packed_bytes"] == 0
+    monkeypatch.undo()
+    assert gemm._room_for(1)  # this machine has room for a byte
 
 
 def test_autograd_sees_f_linear():

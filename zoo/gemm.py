@@ -20,8 +20,9 @@ model's row count changes with every batch.)
 
 A packed weight is a copy, kept beside the parameter (not in the model's state, so saving, ``state_dict`` and
 training see only the parameter) and re-made when the parameter changes (``Tensor._version``) or is replaced. Packed
-copies are capped at :data:`PACK_LIMIT_FRACTION` of the machine's memory in all: past it, projections run on
-``aten`` (no copy) rather than risk a large model not fitting. :func:`release` drops them all.
+copies are capped at :data:`PACK_LIMIT_FRACTION` of the machine's memory in all, and none is made that would leave
+less than that share free: past either, projections run on ``aten`` (no copy) rather than risk a large model not
+fitting. :func:`release` drops them all.
 
 A projection takes the fast path only where nothing else can notice: a CPU float32/bfloat16 tensor of the weight's
 dtype, no autograd graph to record (``torch.no_grad`` / ``inference_mode``, or no tensor that requires a gradient),
@@ -189,6 +190,16 @@ def _choose(dtype: torch.dtype) -> _Choice:
     return _measure(dtype, kernels)
 
 
+def _room_for(size: int) -> bool:
+    """Whether a copy of ``size`` bytes leaves at least :data:`PACK_LIMIT_FRACTION` of the machine's memory free
+    (a large model loaded beside other work must not be pushed into swap by copies that only make it faster)."""
+    try:
+        page = os.sysconf("SC_PAGE_SIZE")
+        return (os.sysconf("SC_AVPHYS_PAGES") * page - size) >= os.sysconf("SC_PHYS_PAGES") * page * PACK_LIMIT_FRACTION
+    except (ValueError, OSError, AttributeError):
+        return True
+
+
 def _memory_limit() -> int:
     try:
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") * PACK_LIMIT_FRACTION)
@@ -216,7 +227,7 @@ def _pack(kernel: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Te
         return entry[2], entry[3]
     with _lock:
         size = sum(w.numel() * w.element_size() for w in weights)
-        if not alive and _packed_bytes + size > _memory_limit():
+        if not alive and (_packed_bytes + size > _memory_limit() or not _room_for(size)):
             return None
         # outside inference mode, so the copy serves every later call; an inference tensor (a weight made under
         # inference_mode) can only be read inside it, and so can its copy
