@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.modules import module as _module_globals
 
 from zoo import gemm
+from zoo.generation import has_forward_hooks
 
 
 class Linear(nn.Linear):
@@ -30,7 +30,6 @@ class Linear(nn.Linear):
 
 def project(x: torch.Tensor, *modules: nn.Module) -> tuple[torch.Tensor, ...]:
     """``tuple(m(x) for m in modules)``, as one product where that computes the same (see the module docstring)."""
-    if (all(type(m) is Linear and not m._forward_hooks and not m._forward_pre_hooks for m in modules)
-            and not _module_globals._global_forward_hooks and not _module_globals._global_forward_pre_hooks):
+    if all(type(m) is Linear and not has_forward_hooks(m) for m in modules):
         return gemm.linears(x, [m.weight for m in modules], [m.bias for m in modules])
     return tuple(m(x) for m in modules)
