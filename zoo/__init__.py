@@ -31,8 +31,9 @@ _LAZY: dict[str, str] = {
 }
 for _name in (
     "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM", "AutoModelWithLMHead",
-    "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
-    "AutoModelForQuestionAnswering", "AutoModelForImageClassification", "AutoImageProcessor",
+    "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModelForTextEncoding", "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForImageClassification",
+    "AutoImageProcessor",
 ):
     _LAZY[_name] = "zoo.auto"
 
@@ -65,8 +66,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from zoo import errors, hub
     from zoo.auto import (AutoConfig, AutoImageProcessor, AutoModel, AutoModelForCausalLM, AutoModelForImageClassification,
                           AutoModelForMaskedLM, AutoModelForPreTraining, AutoModelForQuestionAnswering,
-                          AutoModelForSequenceClassification, AutoModelForTokenClassification, AutoModelWithLMHead,
-                          AutoTokenizer)
+                          AutoModelForSeq2SeqLM, AutoModelForSequenceClassification, AutoModelForTextEncoding,
+                          AutoModelForTokenClassification, AutoModelWithLMHead, AutoTokenizer)
     from zoo.configuration import Config
     from zoo.errors import ZooError
     from zoo.generation import GenerationConfig, TextIteratorStreamer, TextStreamer

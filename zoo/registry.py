@@ -37,7 +37,7 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 #: Built-in plugins, registered exactly like third-party ones (by module, through their hookimpls).
 DEFAULT_PLUGINS: tuple[str, ...] = ("zoo.plugins.bert", "zoo.plugins.roberta", "zoo.plugins.gpt2", "zoo.plugins.llama", "zoo.plugins.cnn",
-                                     "zoo.pipelines.builtin")
+                                     "zoo.plugins.t5", "zoo.pipelines.builtin")
 
 #: Model heads the Auto layer knows by name. A plugin may register other task names for its own use.
 MODEL_TASKS: tuple[str, ...] = (
@@ -45,6 +45,8 @@ MODEL_TASKS: tuple[str, ...] = (
     "pretraining",
     "masked-lm",
     "causal-lm",
+    "seq2seq-lm",
+    "text-encoding",
     "sequence-classification",
     "token-classification",
     "question-answering",

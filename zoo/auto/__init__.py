@@ -16,8 +16,8 @@ from zoo.registry import Architecture, get_registry
 
 __all__ = [
     "AutoConfig", "AutoTokenizer", "AutoModel", "AutoModelForPreTraining", "AutoModelForMaskedLM", "AutoModelWithLMHead",
-    "AutoModelForCausalLM", "AutoModelForSequenceClassification", "AutoModelForTokenClassification",
-    "AutoModelForQuestionAnswering", "AutoModelForImageClassification", "AutoImageProcessor",
+    "AutoModelForCausalLM", "AutoModelForSeq2SeqLM", "AutoModelForTextEncoding", "AutoModelForSequenceClassification",
+    "AutoModelForTokenClassification", "AutoModelForQuestionAnswering", "AutoModelForImageClassification", "AutoImageProcessor",
 ]
 
 
@@ -259,6 +259,18 @@ AutoModelWithLMHead = AutoModelForMaskedLM
 
 class AutoModelForCausalLM(_AutoModel):
     task = "causal-lm"
+
+
+class AutoModelForSeq2SeqLM(_AutoModel):
+    """Encoder-decoder language models (T5's ForConditionalGeneration)."""
+
+    task = "seq2seq-lm"
+
+
+class AutoModelForTextEncoding(_AutoModel):
+    """The encoder of an encoder-decoder alone (T5EncoderModel), for embeddings."""
+
+    task = "text-encoding"
 
 
 class AutoModelForSequenceClassification(_AutoModel):
