@@ -20,7 +20,12 @@ checkpoint, prompts and options give the same token ids, batched or not:
 - ``num_beams > 1`` runs beam search (zoo/generation/beam_search.py); ``num_return_sequences`` rows per prompt;
 - ``return_dict_in_generate=True`` returns :class:`~zoo.generation.GenerateDecoderOnlyOutput` (or its beam
   variant) with ``scores`` / ``logits`` per step when asked for;
-- streamers receive ``put(prompt_ids)`` once, then ``put(new_ids)`` per step and ``end()``.
+- streamers receive ``put(prompt_ids)`` once, then ``put(new_ids)`` per step and ``end()``;
+- an encoder-decoder (``config.is_encoder_decoder``: T5) provides ``get_encoder()`` and a forward taking
+  ``encoder_outputs`` / ``decoder_input_ids``: its input batch (padded on either side, with its mask) is encoded
+  once, the decoder starts from ``decoder_start_token_id`` and ``max_new_tokens`` / ``max_length`` count decoder
+  tokens, as in transformers; the sequences returned start with the start token
+  (zoo/generation/runner.py ``Seq2SeqRunner``).
 
 Speed at batch 1 is bounded by reading every weight once per token, and the loop is kept lean to stay near that
 bound: one preallocated cache and output buffer, masks built once, logits for the last position only, the whole
@@ -42,7 +47,7 @@ from zoo.generation.cache import KVCache
 from zoo.generation.config import FIELDS, INERT, UNSUPPORTED, GenerationConfig, unknown_option_error
 from zoo.generation.logits_process import LogitsProcessorList, build_logits_processors
 from zoo.generation.outputs import GenerateBeamDecoderOnlyOutput, GenerateDecoderOnlyOutput
-from zoo.generation.runner import ModelRunner
+from zoo.generation.runner import ModelRunner, Seq2SeqRunner
 from zoo.generation.stopping import MaxTimeCriteria, StoppingCriteriaList, StopStringCriteria
 
 logger = logging.getLogger(__name__)
@@ -213,11 +218,17 @@ class GenerationMixin:
                   tokenizer, prefix_allowed_tokens_fn, seed, generator, options):
         config = self._resolve_generation_config(generation_config, options)
         device = self.device  # type: ignore[attr-defined]
-        input_ids = _check_input_ids(input_ids, config.bos_token_id, device)
-        batch, prompt_len = input_ids.shape
         eos = _token_list(config.eos_token_id)
         pad = config.pad_token_id if config.pad_token_id is not None else (eos[0] if eos else None)
-        attention_mask = _prepare_attention_mask(input_ids, attention_mask, pad, eos)
+        encoded = None
+        if getattr(self.config, "is_encoder_decoder", False):  # type: ignore[attr-defined]
+            # the encoder runs once; the decoder's "prompt" is its start token (transformers' decoder_input_ids)
+            input_ids, encoded = self._encode_for_generation(input_ids, attention_mask, config, pad, eos, device)
+            attention_mask = None
+        else:
+            input_ids = _check_input_ids(input_ids, config.bos_token_id, device)
+            attention_mask = _prepare_attention_mask(input_ids, attention_mask, pad, eos)
+        batch, prompt_len = input_ids.shape
         max_length = self._max_length(config, prompt_len)
         if config.min_new_tokens is not None:  # as transformers: the bound of both min-length processors
             config.min_length = config.min_new_tokens + prompt_len
@@ -256,9 +267,17 @@ class GenerationMixin:
                 raise GenerationError(f"stopping_criteria must hold callables (input_ids, scores) -> bools, got "
                                       f"{type(criterion).__name__}")
             criteria.append(criterion)
-        runner = ModelRunner(self, input_ids, attention_mask, max_length, expand, config.use_cache,
-                             output_attentions=return_dict and config.output_attentions,
-                             output_hidden_states=return_dict and config.output_hidden_states)
+        if encoded is not None:
+            if return_dict and (config.output_attentions or config.output_hidden_states):
+                raise GenerationError("output_attentions / output_hidden_states are not supported for "
+                                      "encoder-decoder generation; run the model's forward on the returned "
+                                      "sequences to get them")
+            runner: ModelRunner = Seq2SeqRunner(self, input_ids, encoded[0], encoded[1], max_length, expand,
+                                                config.use_cache)
+        else:
+            runner = ModelRunner(self, input_ids, attention_mask, max_length, expand, config.use_cache,
+                                 output_attentions=return_dict and config.output_attentions,
+                                 output_hidden_states=return_dict and config.output_hidden_states)
         if beams:
             return beam_search(runner, num_beams=config.num_beams, max_length=max_length, processors=processors,
                                criteria=criteria or None, eos=eos_ids, pad=pad, do_sample=config.do_sample,
@@ -274,6 +293,38 @@ class GenerationMixin:
         return _sample(runner, max_length=max_length, processors=processors, criteria=criteria, eos=eos_ids,
                        pad=pad if has_eos else None, do_sample=config.do_sample, generator=generator,
                        streamer=streamer, config=config)
+
+    def _encode_for_generation(self, input_ids: Any, attention_mask: torch.Tensor | None, config: GenerationConfig,
+                               pad: int | None, eos: list[int], device: torch.device
+                               ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor | None]]:
+        """An encoder-decoder's inputs: the ``(B, 1)`` decoder start tokens, and the encoder output ``(B, S, d)``
+        with the encoder mask (padding may sit on either side: the encoder attends only to what the mask allows)."""
+        if input_ids is None:
+            raise GenerationError(f"{type(self).__name__}.generate needs input_ids for its encoder; pass "
+                                  f"tokenizer(texts, padding=True, return_tensors='pt') as **inputs")
+        input_ids = _check_input_ids(input_ids, None, device)
+        if attention_mask is None and pad is not None and pad not in eos:
+            attention_mask = input_ids.ne(pad).long()  # as transformers infers it
+        if attention_mask is not None:
+            attention_mask = attention_mask.to(device)
+            if attention_mask.dim() == 1:
+                attention_mask = attention_mask[None]
+            if attention_mask.shape != input_ids.shape:
+                raise GenerationError(f"attention_mask has shape {tuple(attention_mask.shape)} but input_ids has "
+                                      f"{tuple(input_ids.shape)}; pass the mask the tokenizer returned with the ids")
+        start = config.decoder_start_token_id
+        if start is None:
+            start = getattr(self.config, "decoder_start_token_id", None)  # type: ignore[attr-defined]
+        if start is None:
+            start = config.bos_token_id
+        if start is None:
+            raise GenerationError("generate found no decoder_start_token_id (nor bos_token_id) to start the decoder "
+                                  "from; pass decoder_start_token_id")
+        encoder_hidden_states = self.get_encoder()(input_ids, attention_mask)  # type: ignore[attr-defined]
+        if not isinstance(encoder_hidden_states, torch.Tensor):  # an output object
+            encoder_hidden_states = encoder_hidden_states[0]
+        decoder_input_ids = torch.full((input_ids.shape[0], 1), int(start), dtype=torch.long, device=device)
+        return decoder_input_ids, (encoder_hidden_states, attention_mask)
 
     def _max_length(self, config: GenerationConfig, prompt_len: int) -> int:
         """The total length to stop at (transformers' ``_prepare_generated_length``), checked against the model."""

@@ -14,6 +14,11 @@ Both loops (greedy/sampling in zoo/generation/mixin.py, beam search in zoo/gener
   hidden states always uses ``forward``, which returns them;
 - :meth:`ModelRunner.reorder` picks the rows that live on (beam search), in the cache only: the rows of one prompt
   share their mask and positions, and beams never move between prompts.
+
+An encoder-decoder (``config.is_encoder_decoder``, T5) is driven by :class:`Seq2SeqRunner` through the same three
+calls: its "prompt" is the ``(B, 1)`` column of ``decoder_start_token_id``, the encoder output and mask come from
+one encoder pass per ``generate`` call, and the model's cache also keeps the cross-attention keys/values, computed
+by the first decoder call and reordered with the self-attention rows.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 
 from zoo.generation.cache import KVCache, causal_attention_mask
 
-__all__ = ["ModelRunner"]
+__all__ = ["ModelRunner", "Seq2SeqRunner"]
 
 
 class ModelRunner:
@@ -116,3 +121,48 @@ class ModelRunner:
         """Rows ``index`` (flat, within their prompt's group) carry on, e.g. the beams beam search keeps."""
         if self.cache is not None:
             self.cache.reorder(index)
+
+
+class Seq2SeqRunner(ModelRunner):
+    """Next-token logits of an encoder-decoder's decoder for ``rows = B * expand`` rows continuing the ``(B, T)``
+    ``decoder_input_ids`` (the start token), attending to ``encoder_hidden_states`` (B, S, d) under ``encoder_mask``.
+
+    The model's forward takes ``encoder_outputs``, ``attention_mask`` (over the encoder positions),
+    ``decoder_input_ids`` (the new decoder positions only), ``past_key_values`` and ``logits_to_keep``, as
+    transformers' seq2seq models do. The decoder side has no padding, so it needs no mask nor positions.
+    """
+
+    def __init__(self, model: Any, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
+                 encoder_mask: torch.Tensor | None, max_length: int, expand: int = 1, use_cache: bool = True) -> None:
+        super().__init__(model, decoder_input_ids, None, max_length, expand, use_cache)
+        self.encoder_hidden_states = encoder_hidden_states  # (B, S, d), then (rows, S, d) after prefill
+        self.encoder_mask = encoder_mask  # (B, S) or None
+
+    def _decode(self, decoder_input_ids: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        out = self.model(encoder_outputs=self.encoder_hidden_states, attention_mask=self.encoder_mask,
+                         decoder_input_ids=decoder_input_ids, past_key_values=cache, use_cache=cache is not None,
+                         logits_to_keep=1)
+        return out.logits[:, -1].float()  # (rows, V)
+
+    def prefill(self) -> torch.Tensor:
+        """Run the start tokens (the cross-attention keys/values are computed here); logits (rows, V)."""
+        if self.use_cache:
+            self.cache = self.model.new_kv_cache(self.batch, self.max_length)
+        logits = self._decode(self.prompt, self.cache)  # (B, V)
+        if self.expand > 1:
+            index = torch.arange(self.batch, device=logits.device).repeat_interleave(self.expand)
+            if self.cache is not None:
+                self.cache.reorder(index)  # self- and cross-attention rows
+            # every row gets its prompt's encoder output; after this, beams never move between prompts, so the
+            # rows of one prompt stay identical and need no reordering per step (as ModelRunner's masks)
+            self.encoder_hidden_states = self.encoder_hidden_states.index_select(0, index)
+            if self.encoder_mask is not None:
+                self.encoder_mask = self.encoder_mask.index_select(0, index)
+            logits = logits.index_select(0, index)
+        return logits
+
+    def step(self, sequences: torch.Tensor) -> torch.Tensor:
+        """Logits (rows, V) after the decoder ``sequences`` (rows, cur) so far."""
+        if not self.use_cache:  # the whole decoder sequence again, attending to the encoder output
+            return self._decode(sequences, None)
+        return self._decode(sequences[:, -1:], self.cache)

@@ -14,7 +14,7 @@ Module and parameter names are the published checkpoint keys (transformers' mode
 - the encoder's and decoder's ``embed_tokens`` are the ``shared`` embedding; ``lm_head`` is too when
   ``tie_word_embeddings``, and then (``config.scale_decoder_outputs``) the decoder output is scaled by d_model**-0.5.
 
-The interface zoo.generation can drive (generate itself is not here yet):
+``T5ForConditionalGeneration.generate`` (zoo.generation's Seq2SeqRunner) drives this interface:
 
 - ``model.get_encoder()(input_ids, attention_mask)`` runs the encoder once; pass its output as ``encoder_outputs=``;
 - ``model.new_kv_cache(batch_size, capacity)`` is a :class:`T5Cache`: a :class:`~zoo.generation.KVCache` for the
@@ -37,6 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.activations import get_activation
+from zoo.generation import GenerationMixin
 from zoo.generation.cache import KVCache, forward_cache
 from zoo.layers import Linear, project
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
@@ -430,7 +431,7 @@ class T5Model(T5PreTrainedModel):
         return Seq2SeqModelOutput(h, cache, encoder_last_hidden_state=enc.last_hidden_state)
 
 
-class T5ForConditionalGeneration(T5Model):
+class T5ForConditionalGeneration(T5Model, GenerationMixin):
     """T5Model plus ``lm_head``; ``labels`` give the loss (-100 ignored) and, shifted, the decoder inputs."""
 
     output_embeddings_name = "lm_head"
