@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 
 .PHONY: demo test bench clean
 
-$(VENV)/.runtime: pyproject.toml setup.py zoo/native/decode.c zoo/native/decode_llama.c zoo/native/common.h zoo/native/crc32c.c
+$(VENV)/.runtime: pyproject.toml setup.py zoo/native/decode.c zoo/native/decode_llama.c zoo/native/decode_t5.c zoo/native/common.h zoo/native/crc32c.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) torch==2.13.0
 	$(PIP) -e .

@@ -1,5 +1,5 @@
-"""The compiled parts of zoo, both optional: the native decoding kernels (zoo/native/decode.c, decode_llama.c) and the CRC-32C
-checksum of TensorFlow checkpoints (zoo/native/crc32c.c).
+"""The compiled parts of zoo, both optional: the native decoding kernels (zoo/native/decode.c, decode_llama.c,
+decode_t5.c) and the CRC-32C checksum of TensorFlow checkpoints (zoo/native/crc32c.c).
 
 Everything else is declared in pyproject.toml. ``optional=True``: where no C compiler (or no OpenMP) is found, zoo
 installs without them: it decodes through PyTorch alone (zoo.native.status() says which) and checks checkpoints
@@ -20,6 +20,15 @@ setup(ext_modules=[Extension(
     # the decoding step of Llama-style decoders (RMSNorm, rotary, grouped-query attention), float32 and bfloat16
     "zoo.native._decode_llama",
     sources=["zoo/native/decode_llama.c"],
+    extra_compile_args=["-O3", "-fopenmp", "-std=gnu11"],
+    extra_link_args=["-fopenmp"],
+    libraries=["m"],
+    depends=["zoo/native/common.h"],
+    optional=True,
+), Extension(
+    # the decoding step of T5-style encoder-decoders' decoders (relative position bias, cross-attention), float32
+    "zoo.native._decode_t5",
+    sources=["zoo/native/decode_t5.c"],
     extra_compile_args=["-O3", "-fopenmp", "-std=gnu11"],
     extra_link_args=["-fopenmp"],
     libraries=["m"],

@@ -104,6 +104,21 @@ def test_the_packed_copy_follows_the_parameter():
 
 
 @pytest.mark.skipif("onednn-packed" not in OFFERED_FP32, reason="no packed oneDNN here")
+def test_the_packed_copy_follows_a_module_converted_to_another_dtype():
+    """``module.to(dtype)`` swaps each parameter's ``.data`` in place (same object, same version counter): the
+    float32 copy must not serve the bfloat16 weight (oneDNN refused the mixed product)."""
+    force("onednn-packed")
+    layer = Linear(48, 40)
+    x = torch.randn(6, 48)
+    with torch.no_grad():
+        layer(x)
+        layer.to(torch.bfloat16)
+        assert torch.equal(layer(x.bfloat16()), F.linear(x.bfloat16(), layer.weight, layer.bias))
+        layer.to(torch.float32)
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif("onednn-packed" not in OFFERED_FP32, reason="no packed oneDNN here")
 def test_past_the_memory_cap_projections_run_unpacked(monkeypatch):
     force("onednn-packed")
     monkeypatch.setattr(gemm, "_memory_limit", lambda: 0)

@@ -220,7 +220,9 @@ def _pack(kernel: str, weights: tuple[torch.Tensor, ...], biases: tuple[torch.Te
     global _packed_bytes
     together = weights + biases
     key = tuple(id(t) for t in together)
-    versions = tuple(_version(t) for t in together if t is not None)
+    # the version counter sees in-place changes; the data pointer and dtype see ``module.to(dtype)``, which swaps a
+    # parameter's ``.data`` and keeps both the object and its counter
+    versions = tuple((_version(t), t.data_ptr(), t.dtype) for t in together if t is not None)
     entry = _packed.get(key)
     alive = entry is not None and all(ref() is t for ref, t in zip(entry[0], together))
     if alive and entry[1] == versions:

@@ -113,6 +113,10 @@ class GenerationMixin:
         ``forward`` gives. ``attention_mask`` is None or a boolean ``(B, 1, 1, past + 1)`` padding mask,
         ``position_ids`` None (positions follow the cache) or ``(B, 1)``. Beam search reorders the cache's rows in
         place between steps (:meth:`KVCache.reorder`), so a step bound to the cache's buffers stays valid.
+
+        An encoder-decoder's step (``config.is_encoder_decoder``) is called as ``step(decoder_input_ids (B, 1),
+        encoder_mask=...)`` after the first decoder pass has filled the cache's cross-attention keys/values, with
+        the encoder's padding mask as a boolean ``(B, S_enc)`` tensor, or None without padding.
         """
         return None
 

@@ -18,7 +18,8 @@ Both loops (greedy/sampling in zoo/generation/mixin.py, beam search in zoo/gener
 An encoder-decoder (``config.is_encoder_decoder``, T5) is driven by :class:`Seq2SeqRunner` through the same three
 calls: its "prompt" is the ``(B, 1)`` column of ``decoder_start_token_id``, the encoder output and mask come from
 one encoder pass per ``generate`` call, and the model's cache also keeps the cross-attention keys/values, computed
-by the first decoder call and reordered with the self-attention rows.
+by the first decoder call and reordered with the self-attention rows. After that call, a step goes through the
+model's ``decoding_step`` where it has one (T5's native kernel), called as ``step(ids (rows, 1), encoder_mask=)``.
 """
 
 from __future__ import annotations
@@ -165,4 +166,12 @@ class Seq2SeqRunner(ModelRunner):
         """Logits (rows, V) after the decoder ``sequences`` (rows, cur) so far."""
         if not self.use_cache:  # the whole decoder sequence again, attending to the encoder output
             return self._decode(sequences, None)
-        return self._decode(sequences[:, -1:], self.cache)
+        if self._step is None:  # made when the first token after the start token needs it
+            step = self.model.decoding_step(self.cache)
+            if step is None:
+                self._step = functools.partial(self._decode, cache=self.cache)
+            else:  # an encoder-decoder's step takes the encoder's padding mask, as a boolean (rows, S) or None
+                mask = self.encoder_mask
+                mask = None if mask is None or bool(mask.all()) else mask.bool().contiguous()
+                self._step = functools.partial(step, encoder_mask=mask)
+        return self._step(sequences[:, -1:]).float()

@@ -296,7 +296,7 @@ static void attention(const zoo_step *s, const zoo_thread *t, const zoo_layer *L
             memcpy((float *)L->values + at + past * hd, qkv + 2 * hd, (size_t)hd * sizeof(float));
         }
         attend(qkv, (const char *)L->keys + at * elt, (const char *)L->values + at * elt, bf16, past, hd, L->scale,
-               s->mask ? s->mask + r * s->mask_stride : NULL, 0, s->softmax, t->scores, out);
+               s->mask ? s->mask + r * s->mask_stride : NULL, 0, s->softmax, NULL, t->scores, out);
         if (bf16) hold_bf16(out, hd);
     }
 }

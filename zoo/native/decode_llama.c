@@ -198,7 +198,7 @@ int zoo_rms_decode_step(const zoo_rms_model *m, const int64_t *ids, const float 
                 if (L->q_norm) rms_norm(qh, D, L->q_norm, m->eps, bf16, qh, NULL);
                 rotate(qh, rd, cos + r * rd, sin + r * rd, bf16);
                 attend(qh, (const char *)L->keys + base * elt, (const char *)L->values + base * elt, bf16, past, D,
-                       m->scale, mask ? mask + r * mask_stride : NULL, L->window, ZOO_SOFTMAX_F32, scores, head);
+                       m->scale, mask ? mask + r * mask_stride : NULL, L->window, ZOO_SOFTMAX_F32, NULL, scores, head);
                 for (int64_t d = 0; d < D; d++) {
                     y[r * QD + h * D + d] = held(head[d], bf16);
                     if (bf16) y16[r * QD + h * D + d] = to_bf16(head[d]);

@@ -22,9 +22,9 @@ Module and parameter names are the published checkpoint keys (transformers' mode
   decoder layer's cross-attention keys and values, computed from the encoder output on the first call and reused
   after; ``reorder`` (beam search) reorders both;
 - ``model(encoder_outputs=..., attention_mask=encoder_mask, decoder_input_ids=new_ids, past_key_values=cache)``
-  feeds the new decoder positions only (the relative positions count from ``cache.length``) and returns the
-  logits of those positions and the same cache, advanced; ``decoder_attention_mask``, when given, covers past and
-  new decoder positions.
+  feeds the new decoder positions only (relative positions count from ``cache.length``) and returns their logits
+  and the cache, advanced; ``decoder_attention_mask``, when given, covers past and new decoder positions; after the
+  first call, ``decoding_step`` runs whole steps in zoo's native kernel (zoo/plugins/t5/decoding.py).
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classifica
 from zoo.outputs import (BaseModelOutput, Seq2SeqLMOutput, Seq2SeqModelOutput, Seq2SeqQuestionAnsweringModelOutput,
                          Seq2SeqSequenceClassifierOutput)
 from zoo.plugins.t5.config import MT5Config, T5Config, UMT5Config
+from zoo.plugins.t5.decoding import T5NativeDecodingStep, native_decoding_step
 
 # --- the cache ---------------------------------------------------------------------------------------------------------
 
@@ -441,6 +442,10 @@ class T5ForConditionalGeneration(T5Model, GenerationMixin):
 
     def prepare_decoder_input_ids_from_labels(self, labels: torch.Tensor) -> torch.Tensor:
         return self._shift_right(labels)
+
+    def decoding_step(self, cache: KVCache) -> T5NativeDecodingStep | None:
+        """The decoder's steps after the first through zoo's native kernel (zoo/plugins/t5/decoding.py), or None."""
+        return native_decoding_step(self, cache)
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
                 encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
