@@ -215,7 +215,7 @@ def test_bad_batch_size_and_unknown_task(classifier):
     with pytest.raises(PipelineError, match="batch_size must be at least 1"):
         zoo.pipeline("text-classification", model=str(classifier), batch_size=-1)
     with pytest.raises(zoo.errors.UnknownTaskError, match="registered: .*fill-mask"):
-        zoo.pipeline("summarization", model=str(classifier))
+        zoo.pipeline("automatic-speech-recognition", model=str(classifier))
 
 
 def test_every_builtin_task_has_a_pinned_default_model():

@@ -74,6 +74,25 @@ static inline float exp_approx(float x) {
     return (p * r * r + r + 1.0f) * scale;
 }
 
+/* one value's MLP activation (the Llama and T5 kernels apply it per element as they gate) */
+__attribute__((unused)) static inline float activation(float g, int kind) {
+    switch (kind) {
+    case ZOO_SILU: return g / (1.0f + exp_approx(-g));
+    case ZOO_GELU_TANH: {
+        const float u = 0.7978845608028654f * (g + 0.044715f * g * g * g);
+        return g / (1.0f + exp_approx(-2.0f * u));
+    }
+    case ZOO_GELU_FAST: {
+        const float u = g * 0.7978845608f * (1.0f + 0.044715f * g * g);
+        return g / (1.0f + exp_approx(-2.0f * u));
+    }
+    case ZOO_QUICK_GELU: return g / (1.0f + exp_approx(-1.702f * g));
+    case ZOO_GELU_ERF: return 0.5f * g * (1.0f + erff(g * 0.7071067811865476f));
+    case ZOO_RELU: return g > 0.0f ? g : 0.0f;
+    default: return g;
+    }
+}
+
 /* h = act(h) over n values. The tanh GELUs use 0.5 x (1 + tanh(u)) = x / (1 + e^(-2u)), the same function. */
 __attribute__((unused)) ZOO_HOT static void activate(float *restrict h, int64_t n, int kind) {
     switch (kind) {

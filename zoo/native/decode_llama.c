@@ -101,24 +101,6 @@ static void rotate(float *x, int64_t rd, const float *cos, const float *sin, int
     }
 }
 
-static inline float activation(float g, int kind) {
-    switch (kind) {
-    case ZOO_SILU: return g / (1.0f + exp_approx(-g));
-    case ZOO_GELU_TANH: {
-        const float u = 0.7978845608028654f * (g + 0.044715f * g * g * g);
-        return g / (1.0f + exp_approx(-2.0f * u));
-    }
-    case ZOO_GELU_FAST: {
-        const float u = g * 0.7978845608f * (1.0f + 0.044715f * g * g);
-        return g / (1.0f + exp_approx(-2.0f * u));
-    }
-    case ZOO_QUICK_GELU: return g / (1.0f + exp_approx(-1.702f * g));
-    case ZOO_GELU_ERF: return 0.5f * g * (1.0f + erff(g * 0.7071067811865476f));
-    case ZOO_RELU: return g > 0.0f ? g : 0.0f;
-    default: return g;
-    }
-}
-
 /*
  * One step for B rows (B <= 8): ids (B); cos/sin (B, rotary_dim) of each row's position (the rotary scaling
  * applied, in the model's dtype's values); the cache holds `past` positions and the new ones go at index past;

