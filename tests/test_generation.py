@@ -23,15 +23,6 @@ from zoo.generation import (DecodingProjection, KVCache, TextIteratorStreamer, T
 from zoo.plugins.gpt2.modeling import GPT2DecodingStep, GPT2LMHeadModel, GPT2NativeDecodingStep
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is fastest, and spares a busy machine OpenMP's spinning between threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(params=["native", "pytorch"])
 def step_backend(request, monkeypatch):
     """Decode through the native kernel, or through the PyTorch step as where zoo was built without it."""

@@ -78,15 +78,6 @@ def make_batch(seed: int = 0, batch: int = 3, length: int = 9, vocab: int = VOCA
     return {"input_ids": ids, "attention_mask": mask}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These models are tiny: one thread is fastest, and spares a busy machine OpenMP's spinning between threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 MAIN_KEYS = {
     "base": ["last_hidden_state", "hidden_states"],
     "causal-lm": ["logits", "hidden_states"],

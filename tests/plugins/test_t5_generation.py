@@ -21,15 +21,6 @@ CASES = [("t5", "relu", False), ("mt5", "gated-gelu", True), ("umt5", "gated-sil
 IDS = ["-".join(map(str, c)) for c in CASES]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is fastest and spares a busy machine."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     """(transformers' model, zoo's model) per case, weights drawn large enough to give varied text."""
