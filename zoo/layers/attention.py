@@ -22,7 +22,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo.generation import KVCache
-from zoo.layers.linear import Linear, project
+from zoo.layers.linear import Linear, add_into, project
+from zoo.native import ops
 from zoo.layers.norm import RMSNorm
 from zoo.layers.rotary import apply_rotary
 
@@ -84,10 +85,12 @@ class GroupedQueryAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
                 mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None = None,
-                output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+                output_attentions: bool = False, residual: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x`` (B, T, C), ``position_embeddings`` the rotary ``(cos, sin)`` of its positions, ``mask`` /
         ``is_causal`` SDPA's arguments for this layer (window included); the new keys/values go into ``cache``.
-        Returns the output (B, T, C) and, with ``output_attentions``, the weights (B, heads, T, past + T)."""
+        Returns the output (B, T, C), plus ``residual`` when given, and, with ``output_attentions``, the weights
+        (B, heads, T, past + T)."""
         B, T, _ = x.shape
         q, k, v = project(x, self.q_proj, self.k_proj, self.v_proj)  # one product where it can be
         q = q.view(B, T, self.num_heads, self.head_dim)  # (B, T, Hq, D)
@@ -95,7 +98,7 @@ class GroupedQueryAttention(nn.Module):
         v = v.view(B, T, self.num_key_value_heads, self.head_dim).transpose(1, 2)  # (B, Hk, T, D)
         if self.q_norm is not None and self.k_norm is not None:  # Qwen3: each head normalised, before rotation
             q, k = self.q_norm(q), self.k_norm(k)
-        q, k = apply_rotary(q.transpose(1, 2), k.transpose(1, 2), *position_embeddings)  # (B, H, T, D)
+        q, k = self._rotate(q, k, *position_embeddings)  # (B, H, T, D)
         if cache is not None:
             k, v = cache.update(self.layer_idx, k, v)  # (B, Hk, S, D): past + new
         dropout = self.dropout if self.training else 0.0
@@ -106,7 +109,18 @@ class GroupedQueryAttention(nn.Module):
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout, is_causal=is_causal,
                                                scale=self.scaling,
                                                enable_gqa=self.num_key_value_groups > 1)  # (B, Hq, T, D)
-        return self.o_proj(y.transpose(1, 2).reshape(B, T, -1)), weights  # (B, T, C)
+        return add_into(self.o_proj, y.transpose(1, 2).reshape(B, T, -1), residual), weights  # (B, T, C)
+
+    @staticmethod
+    def _rotate(q: torch.Tensor, k: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Heads (B, T, H, D) rotated into attention's (B, H, T, D): one pass of zoo.native.ops each (read in
+        place from the fused projection), else apply_rotary."""
+        fused_q = ops.rotary(q, cos, sin)
+        fused_k = ops.rotary(k, cos, sin) if fused_q is not None else None
+        if fused_q is not None and fused_k is not None:
+            return fused_q, fused_k
+        return apply_rotary(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
 
     def _explicit_attention(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None,
                             is_causal: bool, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:

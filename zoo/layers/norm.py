@@ -3,13 +3,16 @@
 Scales each vector by the reciprocal of its root mean square, then by a learned per-channel weight; no mean is
 subtracted and there is no bias. The arithmetic is transformers' ``LlamaRMSNorm`` (models/llama/modeling_llama.py)
 op for op: the statistics in float32 whatever the input dtype, the normalised vector cast back to the input dtype
-*before* the weight multiplies it, so bf16 models round where transformers' round.
+*before* the weight multiplies it, so bf16 models round where transformers' round. Outside autograd, on CPU, the
+seven ops run as one pass of zoo.native.ops (same rounding points; float32 sums in another order).
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from zoo.native import ops
 
 __all__ = ["RMSNorm"]
 
@@ -31,6 +34,9 @@ class RMSNorm(nn.Module):
         nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fused = ops.rms_norm(x, self.weight, self.eps)
+        if fused is not None:
+            return fused
         dtype = x.dtype
         x = x.to(torch.float32)
         x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)  # (..., C) unit RMS

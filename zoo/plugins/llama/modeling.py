@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, forward_cache
+from zoo.generation import GenerationMixin, KVCache, causal_attention_mask, forward_cache, has_forward_hooks
 from zoo.layers import GatedMLP, GroupedQueryAttention, Linear, RMSNorm, RotaryEmbedding, sliding_window_mask
 from zoo.model_api import last_token_states
 from zoo.modeling import GradientCheckpointingLayer, PreTrainedModel, classification_loss, span_loss
@@ -68,10 +68,14 @@ class LlamaDecoderLayer(GradientCheckpointingLayer):
     def forward(self, x: torch.Tensor, position_embeddings: tuple[torch.Tensor, torch.Tensor],
                 mask: torch.Tensor | None, is_causal: bool, cache: KVCache | None = None,
                 output_attentions: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        # float32: each residual is added inside the projection's GEMM (the same sum) unless a hook on the
+        # attention or MLP module would then see x + its output
+        fuse = x.dtype == torch.float32 and not has_forward_hooks(self)
         a, weights = self.self_attn(self.input_layernorm(x), position_embeddings, mask, is_causal, cache,
-                                    output_attentions)
-        x = x + a
-        return x + self.mlp(self.post_attention_layernorm(x)), weights  # (B, T, C)
+                                    output_attentions, residual=x if fuse else None)
+        x = a if fuse else x + a
+        m = self.mlp(self.post_attention_layernorm(x), residual=x if fuse else None)
+        return (m if fuse else x + m), weights  # (B, T, C)
 
 
 # --- model -------------------------------------------------------------------------------------------------------------
