@@ -6,7 +6,8 @@ two optional arguments a plain ``nn.Linear`` lacks, for what usually follows a p
 config.json name, e.g. ``"gelu"``) and ``add`` (a residual), which the packed oneDNN kernel applies while the output
 is still in registers instead of reading and writing it again; elsewhere they run as the ops they name.
 
-:func:`add_into` adds a residual inside the GEMM where that rounds as the separate addition (float32). :func:`project` runs several projections of one input (q, k, v; a gate and its up projection) as one product when
+:func:`add_into` adds a residual inside the GEMM where that rounds as the separate addition (float32).
+:func:`project` runs several projections of one input (q, k, v; a gate and its up projection) as one product when
 they are plain ``Linear`` modules with no hooks (zoo.gemm.linears), and calls each module otherwise, so a module
 a user swapped in (a LoRA wrapper, a quantized one) or a hook on one still runs.
 """

@@ -84,7 +84,8 @@ ZOO_AVX512 static inline __m512 load16_bf16(const uint16_t *p) {
 ZOO_AVX512 static inline __m512 round16_bf16(__m512 f) { /* the bf16 value, as a float */
     const __m512i u = _mm512_castps_si512(f), high = _mm512_set1_epi32((int)0xffff0000u);
     const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    const __m512i rounded = _mm512_and_si512(_mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb), high);
+    const __m512i biased = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7fff)), lsb);
+    const __m512i rounded = _mm512_and_si512(biased, high);
     const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
                                                   _mm512_set1_epi32(0x7f800000));
     const __m512i quiet = _mm512_or_si512(_mm512_and_si512(u, high), _mm512_set1_epi32(0x400000));
