@@ -38,6 +38,10 @@ is about a minute on an idle 2-core machine, and the first run also spends a few
 GGUF files); ``--layers 2`` keeps the widths and shrinks the depth for a quick check of the whole run. A benchmark
 measures and never asserts: exit status 0 whatever the figures, MISS rows included; a library that cannot run
 (llama-cpp-python or the converter missing, a model type zoo does not know yet) gets a MISS row that says why.
+
+llama.cpp runs in a child process of its own (:func:`isolated`), asked for each call over a pipe: in one process
+with torch, the two OpenMP users slowed each other and everything after them (benchmarks/README.md has the
+figures); zoo and transformers share torch and run in this one.
 """
 
 from __future__ import annotations
@@ -193,6 +197,81 @@ class Library:
 
     def decode_tps(self, new: int) -> list[float]:
         return [(new - 1) / (f - p) for f, p in zip(self.full, self.prefill)]
+
+
+def _serve(conn, module: str, factory: str, args: tuple) -> None:
+    """The child side of :func:`isolated`: make the Library, then generate on request until told to stop (None)."""
+    import importlib
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    try:
+        made = getattr(importlib.import_module(module), factory)(*args)
+        lib = made() if callable(made) else made  # a loader (bench_anchors' ct2_loader) or the Library itself
+    except Exception as exc:
+        conn.send(("error", f"could not load: {first_line(exc)}"))
+        return
+    conn.send(("ready", lib.name, lib.why_not, lib.generate is not None))
+    while (n := conn.recv()) is not None:
+        try:
+            conn.send(("ok", lib.generate(n)))
+        except Exception as exc:
+            conn.send(("error", first_line(exc)))
+    lib.close()
+
+
+def isolated(name: str, module: str, factory: str, *args: object) -> Library:
+    """The engine ``module.factory(*args)`` makes (a Library, or a function returning one), loaded and run in a child
+    process of its own; the returned row's ``generate`` asks the child and waits (a pipe round trip, ~0.1 ms, inside
+    the timing). Why: an engine with its own OpenMP runtime and thread pool (CTranslate2, llama.cpp) changes the
+    state of the process it runs in; after one CTranslate2 generate, zoo's bf16 GPT-2 decode in the same process ran
+    ~15% slower for the rest of the run (72-75 against 85-90 tok/s; a sleep in its place changed nothing). Each
+    engine in its own process measures each engine, not the one before it. A child that dies (a segfault) makes a
+    MISS row, not the end of the run."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing inherited from this one's threads
+    parent, child = context.Pipe()
+    process = context.Process(target=_serve, args=(child, module, factory, args), daemon=True)
+    process.start()
+    child.close()
+
+    def ask(message: object) -> tuple:
+        parent.send(message)
+        return parent.recv()
+
+    try:
+        reply = parent.recv()
+    except EOFError:
+        process.join(5)
+        return Library(name, why_not=f"its process ended while loading (exit status {process.exitcode})")
+    if reply[0] == "error":
+        process.join(5)
+        return Library(name, why_not=reply[1])
+    _, child_name, why_not, ready = reply
+    if not ready:
+        parent.send(None)
+        process.join(5)
+        return Library(child_name, why_not=why_not)
+
+    def generate(n: int) -> list[int]:
+        try:
+            kind, value = ask(n)
+        except (EOFError, BrokenPipeError):
+            raise RuntimeError(f"its process ended (exit status {process.exitcode})") from None
+        if kind == "error":
+            raise RuntimeError(value)
+        return value
+
+    def close() -> None:
+        try:
+            parent.send(None)
+        except (BrokenPipeError, OSError):
+            pass
+        process.join(30)
+        if process.is_alive():
+            process.kill()
+
+    return Library(child_name, generate, close=close)
 
 
 def first_line(exc: BaseException) -> str:
@@ -364,13 +443,10 @@ def measure(dtype_name: str, args: argparse.Namespace, folders: dict[str, Path],
         why, path = why_no_llama, None
         if not why:
             path, why = gguf_file(source, outtype, converter)
-        if path is not None:
-            try:
-                libraries.append(load_llama_cpp(path, label, threads, prompt[0].tolist(),
-                                                max(512, args.prompt_tokens + args.new_tokens)))
-                continue
-            except Exception as exc:  # the benchmark goes on without it and says why
-                why = f"llama.cpp could not load {path.name}: {first_line(exc)}"
+        if path is not None:  # in a process of its own (isolated: its runtime would slow the others)
+            libraries.append(isolated(f"llama.cpp {label}", "bench_llama", "load_llama_cpp", path, label, threads,
+                                      prompt[0].tolist(), max(512, args.prompt_tokens + args.new_tokens)))
+            continue
         libraries.append(Library(f"llama.cpp {label}", why_not=why))
 
     log(f"{dtype_name}: warming up")
@@ -550,7 +626,7 @@ def main() -> None:
                              f"{DEFAULT_LLAMA_CPP_SRC} if it exists)")
     parser.add_argument("--with-f16", action="store_true", help="add a llama.cpp F16 row beside BF16")
     parser.add_argument("--omp-wait-policy", choices=("default", "passive", "active"), default="default",
-                        help="set OMP_WAIT_POLICY for all three (torch and llama.cpp share one OpenMP runtime)")
+                        help="set OMP_WAIT_POLICY for all three (llama.cpp's process inherits it)")
     args = parser.parse_args()
     if args.new_tokens < 2 or args.prompt_tokens < 1 or args.reps < 1 or args.layers < 1:
         parser.error("--new-tokens must be >= 2 (decode = long call - prompt call), --prompt-tokens, --reps and "
