@@ -95,11 +95,14 @@ def classifier_folder(minilm: Path) -> Path:
     return folder
 
 
-def timed(runs: dict, reps: int) -> dict[str, float]:
-    """Median seconds per library; the libraries alternate so machine drift hits both alike."""
+def timed(runs: dict, reps: int, settle: float = 0.0) -> dict[str, float]:
+    """Median seconds per library; the libraries alternate so machine drift hits both alike. ``settle``: seconds to
+    wait before each call, so that the thread pool of the engine called before (ONNX Runtime's spins after a run)
+    has gone idle and is not timed as part of the next one."""
     times: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(reps):
         for name, run in runs.items():
+            time.sleep(settle)
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
