@@ -135,6 +135,32 @@ def test_generate_with_the_kernel_equals_generate_without(tmp_path, name, option
     assert torch.equal(with_kernel, run())
 
 
+@pytest.mark.parametrize("name", ["t5-relu-tied", "mt5-gated-gelu-untied"])
+def test_the_start_token_runs_through_the_step_over_cross_attention_filled_from_the_encoder(tmp_path, name):
+    """generate fills the cross-attention keys/values from the encoder output (fill_cross_attention) and runs the
+    start token through the native step: the same keys/values as the first forward pass, the same logits."""
+    model = load(tmp_path, name)
+    batch = make_batch(seed=7, batch=3, length=12)
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    start = torch.full((3, 1), PAD, dtype=torch.long)
+    with torch.inference_mode():
+        encoder = model.get_encoder()(ids, mask)
+        by_forward = model.new_kv_cache(3, 4)
+        expected = model(encoder_outputs=encoder, attention_mask=mask, decoder_input_ids=start,
+                         past_key_values=by_forward, use_cache=True, logits_to_keep=1).logits[:, -1].float()
+        filled = model.new_kv_cache(3, 4)
+        model.fill_cross_attention(filled, encoder)
+        assert len(filled.cross) == len(by_forward.cross) == model.config.num_decoder_layers
+        for (k, v), (k2, v2) in zip(filled.cross, by_forward.cross):
+            assert torch.equal(k, k2) and torch.equal(v, v2)
+        kept = filled.cross
+        model.fill_cross_attention(filled, encoder * 2)  # already filled: left as it is
+        assert filled.cross is kept
+        got = T5NativeDecodingStep(model, filled)(start, mask.bool())
+    torch.testing.assert_close(got, expected, atol=1e-5 * max(expected.abs().max().item(), 1), rtol=1e-5)
+    assert filled.get_seq_length() == 1
+
+
 def test_the_step_is_not_used_where_it_cannot_compute_the_same(tmp_path):
     model = load(tmp_path, "t5-relu-tied")
     batch = make_batch(seed=1, batch=2, length=6)

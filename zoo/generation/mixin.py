@@ -115,8 +115,10 @@ class GenerationMixin:
         place between steps (:meth:`KVCache.reorder`), so a step bound to the cache's buffers stays valid.
 
         An encoder-decoder's step (``config.is_encoder_decoder``) is called as ``step(decoder_input_ids (B, 1),
-        encoder_mask=...)`` after the first decoder pass has filled the cache's cross-attention keys/values, with
-        the encoder's padding mask as a boolean ``(B, S_enc)`` tensor, or None without padding.
+        encoder_mask=...)`` once the cache's cross-attention keys/values are filled, with the encoder's padding mask
+        as a boolean ``(B, S_enc)`` tensor, or None without padding. They are filled by the first decoder pass, or,
+        where the model defines ``fill_cross_attention(cache, encoder_hidden_states)`` (T5), by that method before
+        it, and then the start token runs through the step too.
         """
         return None
 

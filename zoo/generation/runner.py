@@ -145,11 +145,31 @@ class Seq2SeqRunner(ModelRunner):
                          logits_to_keep=1)
         return out.logits[:, -1].float()  # (rows, V)
 
+    def _step_mask(self) -> torch.Tensor | None:
+        """The encoder's padding mask as a step takes it: boolean (rows, S), or None without padding."""
+        mask = self.encoder_mask
+        return None if mask is None or bool(mask.all()) else mask.bool().contiguous()
+
     def prefill(self) -> torch.Tensor:
-        """Run the start tokens (the cross-attention keys/values are computed here); logits (rows, V)."""
+        """Run the start tokens (the cross-attention keys/values are computed here); logits (rows, V).
+
+        Where the model can fill its cache's cross-attention keys/values on their own (``fill_cross_attention``)
+        and has a ``decoding_step``, a single start token runs through that step too, instead of a forward pass of
+        ~60 small ops per layer (t5-small at batch 1: ~15 ms -> one step, ~4 ms)."""
+        logits = None
         if self.use_cache:
             self.cache = self.model.new_kv_cache(self.batch, self.max_length)
-        logits = self._decode(self.prompt, self.cache)  # (B, V)
+            fill = getattr(self.model, "fill_cross_attention", None)
+            if fill is not None and self.prompt.shape[1] == 1:
+                fill(self.cache, self.encoder_hidden_states)
+                step = self.model.decoding_step(self.cache)
+                if step is not None:
+                    step = functools.partial(step, encoder_mask=self._step_mask())
+                    logits = step(self.prompt).float()  # (B, V)
+                    # after a reorder into more rows the step is made again (it may take fewer rows than that)
+                    self._step = step if self.expand == 1 else None
+        if logits is None:  # the forward pass (it reads cross-attention keys/values already filled)
+            logits = self._decode(self.prompt, self.cache)  # (B, V)
         if self.expand > 1:
             index = torch.arange(self.batch, device=logits.device).repeat_interleave(self.expand)
             if self.cache is not None:
@@ -171,7 +191,5 @@ class Seq2SeqRunner(ModelRunner):
             if step is None:
                 self._step = functools.partial(self._decode, cache=self.cache)
             else:  # an encoder-decoder's step takes the encoder's padding mask, as a boolean (rows, S) or None
-                mask = self.encoder_mask
-                mask = None if mask is None or bool(mask.all()) else mask.bool().contiguous()
-                self._step = functools.partial(step, encoder_mask=mask)
+                self._step = functools.partial(step, encoder_mask=self._step_mask())
         return self._step(sequences[:, -1:]).float()

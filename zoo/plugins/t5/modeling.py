@@ -189,6 +189,11 @@ class T5Attention(nn.Module):
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         return t.view(t.shape[0], t.shape[1], self.n_heads, self.d_kv).transpose(1, 2)  # (B, H, T, d_kv)
 
+    def encoder_keys_values(self, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-attention keys and values ``(B, H, S, d_kv)`` of the encoder output ``states`` (B, S, d_model)."""
+        k, v = (self._heads(t) for t in project(states, self.k, self.v))
+        return k, v
+
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None, key_value_states: torch.Tensor | None = None,
                 cache: T5Cache | None = None, layer_idx: int = 0) -> torch.Tensor:
         """``bias``: the additive (bias + mask) scores term, broadcastable to (B, H, T, S), or None."""
@@ -202,7 +207,7 @@ class T5Attention(nn.Module):
             if cache is not None and layer_idx < len(cache.cross):
                 k, v = cache.cross[layer_idx]
             else:
-                k, v = (self._heads(t) for t in project(key_value_states, self.k, self.v))
+                k, v = self.encoder_keys_values(key_value_states)
                 if cache is not None:
                     cache.cross.append((k, v))
         if bias is not None and bias.dtype != q.dtype:
@@ -444,8 +449,17 @@ class T5ForConditionalGeneration(T5Model, GenerationMixin):
         return self._shift_right(labels)
 
     def decoding_step(self, cache: KVCache) -> T5NativeDecodingStep | None:
-        """The decoder's steps after the first through zoo's native kernel (zoo/plugins/t5/decoding.py), or None."""
+        """The decoder's steps through zoo's native kernel (zoo/plugins/t5/decoding.py), or None; the cache's
+        cross-attention keys/values must be filled (by the first decoder pass, or :meth:`fill_cross_attention`)."""
         return native_decoding_step(self, cache)
+
+    def fill_cross_attention(self, cache: T5Cache, encoder_hidden_states: torch.Tensor) -> None:
+        """Fill ``cache``'s cross-attention keys/values from the encoder output (B, S, d_model), as the first
+        decoder pass would (the same products), so that the start token can run through :meth:`decoding_step`
+        too; a cache that already holds them is left as it is."""
+        if not cache.cross:
+            cache.cross = [block.layer[1].EncDecAttention.encoder_keys_values(encoder_hidden_states)
+                           for block in self.decoder.block]
 
     def forward(self, input_ids=None, attention_mask=None, decoder_input_ids=None, decoder_attention_mask=None,
                 encoder_outputs=None, past_key_values=None, inputs_embeds=None, decoder_inputs_embeds=None,
