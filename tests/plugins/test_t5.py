@@ -119,6 +119,31 @@ def test_a_prompt_then_steps_and_reorder_match_the_full_forward(folders):
     torch.testing.assert_close(rest, full[:, 3:], **TOL)
 
 
+def test_a_beam_step_reorders_only_the_self_attention_rows(folders):
+    """Rows of one input share its encoder output, so reorder_self_attention (what generate's beam steps call)
+    leaves the cross-attention tensors in place and the next step's logits equal a full reorder's."""
+    model = zoo.AutoModelForSeq2SeqLM.from_pretrained(folders[CASES[1]])
+    batch = make_batch(seed=9)
+    one = {k: v[:1].expand(3, -1) for k, v in batch.items()}  # three beams of one input
+    decoder_ids = make_batch(seed=10, length=5)["input_ids"]
+    order = torch.tensor([2, 2, 0])
+    results, kept = [], None
+    with torch.no_grad():
+        for self_only in (False, True):
+            first = model(**one, decoder_input_ids=decoder_ids[:, :3], use_cache=True)
+            cache = first.past_key_values
+            cross = list(cache.cross)
+            if self_only:
+                cache.reorder_self_attention(order)
+                kept = all(a is b for a, b in zip(cache.cross, cross))
+            else:
+                cache.reorder(order)
+            results.append(model(encoder_outputs=first.encoder_last_hidden_state, attention_mask=one["attention_mask"],
+                                 decoder_input_ids=decoder_ids[order, 3:], past_key_values=cache).logits)
+    assert kept
+    assert torch.equal(results[0], results[1])
+
+
 def test_the_cache_must_be_a_t5_cache(folders):
     model = zoo.AutoModelForSeq2SeqLM.from_pretrained(folders[CASES[0]])
     with pytest.raises(TypeError, match="T5Cache"):

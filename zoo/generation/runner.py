@@ -18,8 +18,10 @@ Both loops (greedy/sampling in zoo/generation/mixin.py, beam search in zoo/gener
 An encoder-decoder (``config.is_encoder_decoder``, T5) is driven by :class:`Seq2SeqRunner` through the same three
 calls: its "prompt" is the ``(B, 1)`` column of ``decoder_start_token_id``, the encoder output and mask come from
 one encoder pass per ``generate`` call, and the model's cache also keeps the cross-attention keys/values, computed
-by the first decoder call and reordered with the self-attention rows. After that call, a step goes through the
-model's ``decoding_step`` where it has one (T5's native kernel), called as ``step(ids (rows, 1), encoder_mask=)``.
+by the first decoder call (or by the model's ``fill_cross_attention`` before it) and repeated with the rows for
+beams; a beam step then moves only the self-attention rows where the cache can (``reorder_self_attention``). After
+that call (T5: from the start token on), a step goes through the model's ``decoding_step`` where it has one (T5's
+native kernel), called as ``step(ids (rows, 1), encoder_mask=)``.
 """
 
 from __future__ import annotations
@@ -181,6 +183,13 @@ class Seq2SeqRunner(ModelRunner):
                 self.encoder_mask = self.encoder_mask.index_select(0, index)
             logits = logits.index_select(0, index)
         return logits
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Beam search's surviving rows: they move only among the beams of one input, whose cross-attention rows
+        all hold that input's encoder output (repeated by :meth:`prefill`), so a cache that can leave those rows
+        where they are (``reorder_self_attention``, T5Cache) moves only the self-attention rows."""
+        if self.cache is not None:
+            getattr(self.cache, "reorder_self_attention", self.cache.reorder)(index)
 
     def step(self, sequences: torch.Tensor) -> torch.Tensor:
         """Logits (rows, V) after the decoder ``sequences`` (rows, cur) so far."""
