@@ -299,9 +299,7 @@ __attribute__((unused)) ZOO_HOT static void rows_bf16_widened(const uint16_t *re
 
 /* Rows a call of rows_bf16_dp takes (one accumulator register per row) */
 #define ZOO_DP_ROWS 8
-#ifndef ZOO_BF16_AHEAD
-#define ZOO_BF16_AHEAD 4096
-#endif
+#define ZOO_BF16_AHEAD 4096 /* bytes rows_bf16_dp prefetches ahead of each load */
 
 #ifdef ZOO_HAVE_BF16_PATH
 /* y[r, j] = W[j, :] . x[r, :] with vdpbf16ps, 32 bf16 pairs an instruction; x in bf16 (B, K), B <= ZOO_DP_ROWS. One
